@@ -1,0 +1,128 @@
+// Package checkpoint formats, signs and checks C2SP tlog-checkpoint signed
+// notes (https://c2sp.org/tlog-checkpoint) and C2SP tlog-proof@v1 proofs
+// (https://c2sp.org/tlog-proof), and decides whether a checkpoint meets a
+// network's finality policy: enough distinct institutions' signatures.
+//
+// Checkpoint bodies are exactly three lines — origin, tree size, root — with
+// no extension lines, so the body is a pure function of the tree and every
+// honest replica computes the same bytes. Signatures use the signed-note
+// format of golang.org/x/mod/sumdb/note.
+package checkpoint
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Errors callers branch on.
+var (
+	// ErrMalformed marks text that is not in the exact spec form.
+	ErrMalformed = errors.New("checkpoint: malformed")
+	// ErrWrongOrigin marks a checkpoint of another log.
+	ErrWrongOrigin = errors.New("checkpoint: wrong origin")
+	// ErrPolicy marks a checkpoint without enough valid institution signatures.
+	ErrPolicy = errors.New("checkpoint: signatures do not meet policy")
+)
+
+// Checkpoint is the tree a body commits to.
+type Checkpoint struct {
+	Origin string
+	Size   int64
+	Root   tlog.Hash
+}
+
+// Body returns the three-line checkpoint body.
+func (c Checkpoint) Body() []byte {
+	return []byte(c.Origin + "\n" + strconv.FormatInt(c.Size, 10) + "\n" +
+		base64.StdEncoding.EncodeToString(c.Root[:]) + "\n")
+}
+
+// ParseBody strictly parses a three-line body: no extension lines, a decimal
+// size without leading zeros, a canonical base64 32-byte root.
+func ParseBody(text string) (Checkpoint, error) {
+	var c Checkpoint
+	if !strings.HasSuffix(text, "\n") {
+		return c, fmt.Errorf("%w: body does not end in a newline", ErrMalformed)
+	}
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if len(lines) != 3 {
+		return c, fmt.Errorf("%w: body has %d lines, want 3 (no extension lines)", ErrMalformed, len(lines))
+	}
+	if lines[0] == "" || strings.ContainsAny(lines[0], " \t+") {
+		return c, fmt.Errorf("%w: origin line %q", ErrMalformed, lines[0])
+	}
+	n, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != lines[1] {
+		return c, fmt.Errorf("%w: tree size %q", ErrMalformed, lines[1])
+	}
+	root, err := base64.StdEncoding.Strict().DecodeString(lines[2])
+	if err != nil || len(root) != tlog.HashSize {
+		return c, fmt.Errorf("%w: root hash %q", ErrMalformed, lines[2])
+	}
+	c.Origin, c.Size = lines[0], n
+	copy(c.Root[:], root)
+	return c, nil
+}
+
+// Sign returns the signed note of c's body with the given signers.
+func Sign(c Checkpoint, signers ...note.Signer) ([]byte, error) {
+	out, err := note.Sign(&note.Note{Text: string(c.Body())}, signers...)
+	if err != nil {
+		return nil, fmt.Errorf("sign checkpoint %s@%d: %w", c.Origin, c.Size, err)
+	}
+	return out, nil
+}
+
+// Policy says whose signatures make a checkpoint final.
+type Policy struct {
+	Origin    string
+	Verifiers note.Verifiers // the voting institutions' keys
+	Threshold int            // distinct institutions needed
+}
+
+// Final is a checkpoint that met the policy.
+type Final struct {
+	Checkpoint
+	Note    *note.Note
+	Signers []string // names of institutions whose signatures verified
+}
+
+// Open verifies a signed checkpoint against the policy. Every signature by a
+// known key must verify (a forged one is an error, never silently skipped);
+// signatures by unknown keys, such as witness cosignatures, are ignored for
+// the policy.
+func Open(signed []byte, p Policy) (*Final, error) {
+	n, err := note.Open(signed, p.Verifiers)
+	if err != nil {
+		var unv *note.UnverifiedNoteError
+		if errors.As(err, &unv) {
+			return nil, fmt.Errorf("%w: no signature by any institution of the network", ErrPolicy)
+		}
+		return nil, fmt.Errorf("open checkpoint: %w", err)
+	}
+	c, err := ParseBody(n.Text)
+	if err != nil {
+		return nil, err
+	}
+	if c.Origin != p.Origin {
+		return nil, fmt.Errorf("%w: %q, want %q", ErrWrongOrigin, c.Origin, p.Origin)
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, s := range n.Sigs {
+		if !seen[s.Name] {
+			seen[s.Name] = true
+			names = append(names, s.Name)
+		}
+	}
+	if len(names) < p.Threshold {
+		return nil, fmt.Errorf("%w: %d of %d required institutions signed (%s)", ErrPolicy, len(names), p.Threshold, strings.Join(names, ", "))
+	}
+	return &Final{Checkpoint: c, Note: n, Signers: names}, nil
+}

@@ -1,0 +1,163 @@
+package evidence
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"github.com/cunzheng/cunzheng/chain/checkpoint"
+)
+
+// ReceiptHeader opens every receipt file; the version is in it.
+const ReceiptHeader = "cunzheng-receipt/v1"
+
+// MaxReceiptSize bounds a receipt file.
+const MaxReceiptSize = 1 << 20
+
+// Receipt is the self-contained proof a submitter keeps: the Submission and
+// (optionally) the opening of its private part, the leaf, the manifest chain
+// from genesis, any timestamp tokens, and a C2SP tlog-proof@v1 against a
+// final checkpoint, embedded verbatim.
+//
+// File form (UTF-8 text, one field per line, in this order):
+//
+//	cunzheng-receipt/v1
+//	network <genesis fingerprint, hex>
+//	manifest <base64 canonical manifest>     (one or more; genesis first)
+//	submission <base64 canonical Submission>
+//	opening <base64 canonical Opening>       (optional; strip before sharing to withhold metadata)
+//	leaf <base64 canonical leaf>
+//	timestamp <base64 RFC 3161 token>        (zero or more)
+//	<blank line>
+//	<C2SP tlog-proof@v1 text, verbatim, to the end of the file>
+type Receipt struct {
+	Network    Fingerprint
+	Manifests  [][]byte
+	Submission []byte
+	Opening    []byte // nil when withheld
+	Leaf       []byte
+	Timestamps [][]byte
+	Proof      []byte // tlog-proof@v1 text
+}
+
+// RecordID is the human record number (存证编号): the network's short
+// fingerprint and the log index.
+func RecordID(network Fingerprint, index int64) string {
+	return fmt.Sprintf("CZ-%X-%d", network[:4], index)
+}
+
+// Marshal renders the receipt file.
+func (r *Receipt) Marshal() []byte {
+	var b bytes.Buffer
+	enc := base64.StdEncoding.EncodeToString
+	b.WriteString(ReceiptHeader + "\n")
+	b.WriteString("network " + r.Network.String() + "\n")
+	for _, m := range r.Manifests {
+		b.WriteString("manifest " + enc(m) + "\n")
+	}
+	b.WriteString("submission " + enc(r.Submission) + "\n")
+	if r.Opening != nil {
+		b.WriteString("opening " + enc(r.Opening) + "\n")
+	}
+	b.WriteString("leaf " + enc(r.Leaf) + "\n")
+	for _, t := range r.Timestamps {
+		b.WriteString("timestamp " + enc(t) + "\n")
+	}
+	b.WriteString("\n")
+	b.Write(r.Proof)
+	return b.Bytes()
+}
+
+// ParseReceipt strictly parses a receipt file: fields in order, canonical
+// base64, nothing unknown. It checks form only; evidence/verify checks
+// meaning.
+func ParseReceipt(data []byte) (*Receipt, error) {
+	if len(data) > MaxReceiptSize {
+		return nil, fmt.Errorf("%w: receipt is %d bytes, limit %d", ErrTooLarge, len(data), MaxReceiptSize)
+	}
+	head, proof, ok := bytes.Cut(data, []byte("\n\n"))
+	if !ok {
+		return nil, fmt.Errorf("%w: receipt has no blank line before its proof", ErrMalformed)
+	}
+	lines := strings.Split(string(head), "\n")
+	if lines[0] != ReceiptHeader {
+		return nil, fmt.Errorf("%w: not a cunzheng receipt (first line %q, want %q)", ErrMalformed, lines[0], ReceiptHeader)
+	}
+	r := &Receipt{Proof: proof}
+	i := 1
+	field := func(name string) ([]byte, bool, error) {
+		if i >= len(lines) {
+			return nil, false, nil
+		}
+		v, found := strings.CutPrefix(lines[i], name+" ")
+		if !found {
+			return nil, false, nil
+		}
+		i++
+		if name == "network" {
+			return []byte(v), true, nil
+		}
+		raw, err := base64.StdEncoding.Strict().DecodeString(v)
+		if err != nil || len(raw) == 0 {
+			return nil, false, fmt.Errorf("%w: receipt %s line is not canonical base64", ErrMalformed, name)
+		}
+		return raw, true, nil
+	}
+	require := func(name string) ([]byte, error) {
+		v, ok, err := field(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: receipt line %d: want %q", ErrMalformed, i+1, name)
+		}
+		return v, nil
+	}
+	nw, err := require("network")
+	if err != nil {
+		return nil, err
+	}
+	if r.Network, err = ParseFingerprint(string(nw)); err != nil || r.Network.String() != string(nw) {
+		return nil, fmt.Errorf("%w: receipt network line", ErrMalformed)
+	}
+	for {
+		m, ok, err := field("manifest")
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		r.Manifests = append(r.Manifests, m)
+	}
+	if len(r.Manifests) == 0 {
+		return nil, fmt.Errorf("%w: receipt has no manifest", ErrMalformed)
+	}
+	if r.Submission, err = require("submission"); err != nil {
+		return nil, err
+	}
+	if r.Opening, _, err = field("opening"); err != nil {
+		return nil, err
+	}
+	if r.Leaf, err = require("leaf"); err != nil {
+		return nil, err
+	}
+	for {
+		t, ok, err := field("timestamp")
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		r.Timestamps = append(r.Timestamps, t)
+	}
+	if i != len(lines) {
+		return nil, fmt.Errorf("%w: receipt line %d is unexpected: %.40q", ErrMalformed, i+1, lines[i])
+	}
+	if _, err := checkpoint.ParseProof(proof); err != nil {
+		return nil, fmt.Errorf("receipt proof: %w", err)
+	}
+	return r, nil
+}

@@ -1,0 +1,328 @@
+// Package verify is the offline verifier of cunzheng receipts and lookups.
+// It is pure — no I/O, no clock, no network — and builds for GOOS=js
+// GOARCH=wasm, so the CLI, the node and the browser page run this same code
+// and accept exactly the same proofs.
+//
+// Trust starts at a pinned genesis fingerprint supplied by the caller, never
+// at whatever manifest a receipt or a server offers: the manifest chain in
+// the input must start at that fingerprint.
+package verify
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/cunzheng/cunzheng/chain/checkpoint"
+	"github.com/cunzheng/cunzheng/evidence"
+)
+
+// Check names, shared by the CLI, the API and the web page.
+const (
+	CheckFormat     = "receipt format"
+	CheckManifest   = "manifest"
+	CheckDigest     = "digest matches"
+	CheckSignature  = "submission signature"
+	CheckOpening    = "metadata opening"
+	CheckLeaf       = "leaf"
+	CheckInclusion  = "inclusion proof"
+	CheckCheckpoint = "checkpoint signatures vs policy"
+)
+
+// Check is one named step of a verification.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// Verdict says what the verification found.
+type Verdict string
+
+// Verdicts. Mismatch means the proof material is sound for some evidence but
+// not for the file given; Invalid means the proof material itself is bad.
+const (
+	Verified Verdict = "verified"
+	Mismatch Verdict = "mismatch"
+	Invalid  Verdict = "invalid"
+)
+
+// Result is the structured outcome. Fields other than Verdict and Checks
+// are filled as far as verification got and must not be trusted unless
+// Verdict is Verified.
+type Result struct {
+	Verdict    Verdict              `json:"verdict"`
+	Reason     string               `json:"reason,omitempty"`
+	Checks     []Check              `json:"checks"`
+	Network    string               `json:"network"`
+	Origin     string               `json:"origin,omitempty"`
+	RecordID   string               `json:"record_id,omitempty"`
+	Index      int64                `json:"index"`
+	Height     uint64               `json:"block_height"`
+	LeaderTime time.Time            `json:"leader_time"`
+	TreeSize   int64                `json:"tree_size"`
+	Signers    []string             `json:"signers,omitempty"`
+	Digest     string               `json:"digest,omitempty"`
+	Kind       string               `json:"kind,omitempty"`
+	Size       uint64               `json:"size,omitempty"`
+	Checkpoint string               `json:"checkpoint,omitempty"` // body text
+	Opening    *evidence.Opening    `json:"-"`
+	Submission *evidence.Submission `json:"-"`
+	Manifest   *evidence.Manifest   `json:"-"`
+}
+
+// OK reports whether the verdict is Verified.
+func (r *Result) OK() bool { return r.Verdict == Verified }
+
+type run struct {
+	res *Result
+}
+
+// step records a check; it returns err == nil.
+func (r *run) step(name string, err error, okDetail string) bool {
+	c := Check{Name: name, OK: err == nil, Detail: okDetail}
+	if err != nil {
+		c.Detail = err.Error()
+		if r.res.Reason == "" {
+			r.res.Reason = name + ": " + err.Error()
+		}
+	}
+	r.res.Checks = append(r.res.Checks, c)
+	return err == nil
+}
+
+// skip records checks that could not run because an earlier one failed.
+func (r *run) skip(names ...string) {
+	for _, n := range names {
+		r.res.Checks = append(r.res.Checks, Check{Name: n, Detail: "not checked: an earlier check failed"})
+	}
+}
+
+func (r *run) fail(v Verdict, rest ...string) *Result {
+	r.skip(rest...)
+	r.res.Verdict = v
+	return r.res
+}
+
+// errMismatch marks a failure caused by the file given, not the proof.
+var errMismatch = errors.New("mismatch")
+
+// Receipt verifies a receipt file against the SHA-256 digest of the
+// evidence file and the pinned genesis fingerprint.
+func Receipt(receipt []byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Result {
+	r := &run{res: &Result{Network: pinned.String()}}
+	all := []string{CheckManifest, CheckSignature, CheckOpening, CheckLeaf, CheckDigest, CheckInclusion, CheckCheckpoint}
+	rc, err := evidence.ParseReceipt(receipt)
+	if !r.step(CheckFormat, err, evidence.ReceiptHeader) {
+		return r.fail(Invalid, all...)
+	}
+	m, err := manifestChain(rc.Network, rc.Manifests, pinned)
+	if !r.step(CheckManifest, err, manifestDetail(m, pinned)) {
+		return r.fail(Invalid, all[1:]...)
+	}
+	r.res.Manifest, r.res.Origin = m, m.Origin
+	sub, err := evidence.ParseSubmission(rc.Submission)
+	if err == nil {
+		err = sub.Verify(m.Origin)
+	}
+	if !r.step(CheckSignature, err, "signed by submitter key "+keyHint(sub)) {
+		return r.fail(Invalid, all[2:]...)
+	}
+	r.res.Submission, r.res.Digest, r.res.Kind, r.res.Size = sub, sub.Digests[0].String(), sub.Kind.String(), sub.Size
+	if rc.Opening == nil {
+		r.step(CheckOpening, nil, "withheld by the holder (metadata not disclosed)")
+	} else {
+		op, err := openingMatches(rc.Opening, sub)
+		if !r.step(CheckOpening, err, "case, title, URL and file name match the signed commitment") {
+			return r.fail(Invalid, all[3:]...)
+		}
+		r.res.Opening = op
+	}
+	leaf, err := evidenceLeaf(rc.Leaf, rc.Submission, sub)
+	if !r.step(CheckLeaf, err, "leaf carries this submission's digests and hash") {
+		return r.fail(Invalid, all[4:]...)
+	}
+	r.res.Height, r.res.LeaderTime = leaf.Height, leaf.Time()
+	var derr error
+	if len(fileSHA256) != 32 || subtle.ConstantTimeCompare(fileSHA256, sub.Primary()) != 1 {
+		derr = fmt.Errorf("%w: file sha256 %x, receipt preserves %x", errMismatch, fileSHA256, sub.Primary())
+	}
+	digestOK := r.step(CheckDigest, derr, "file sha256 "+hex.EncodeToString(sub.Primary()))
+	if !proofChecks(r, rc.Leaf, rc.Proof, m, pinned) {
+		return r.res
+	}
+	if !digestOK {
+		r.res.Verdict = Mismatch
+		return r.res
+	}
+	r.res.Verdict = Verified
+	return r.res
+}
+
+// Lookup verifies a node's answer to "is this digest preserved?": the leaf
+// and tlog-proof it returned, against the manifest chain it returned, pinned
+// at genesis. Nothing about the submitter is involved.
+func Lookup(leafBytes, proof []byte, manifests [][]byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Result {
+	r := &run{res: &Result{Network: pinned.String()}}
+	m, err := manifestChain(pinned, manifests, pinned)
+	if !r.step(CheckManifest, err, manifestDetail(m, pinned)) {
+		return r.fail(Invalid, CheckLeaf, CheckDigest, CheckInclusion, CheckCheckpoint)
+	}
+	r.res.Manifest, r.res.Origin = m, m.Origin
+	leaf, err := evidence.ParseLeaf(leafBytes)
+	if err == nil && leaf.Type != evidence.EntryEvidence {
+		err = fmt.Errorf("leaf is a %d entry, not evidence", leaf.Type)
+	}
+	if !r.step(CheckLeaf, err, "evidence leaf") {
+		return r.fail(Invalid, CheckDigest, CheckInclusion, CheckCheckpoint)
+	}
+	r.res.Height, r.res.LeaderTime, r.res.Digest = leaf.Height, leaf.Time(), leaf.Digests[0].String()
+	var derr error
+	if len(fileSHA256) != 32 || !bytes.Equal(fileSHA256, leaf.Digests[0].Value) {
+		derr = fmt.Errorf("%w: file sha256 %x, leaf preserves %x", errMismatch, fileSHA256, leaf.Digests[0].Value)
+	}
+	digestOK := r.step(CheckDigest, derr, "file sha256 "+hex.EncodeToString(leaf.Digests[0].Value))
+	if !proofChecks(r, leafBytes, proof, m, pinned) {
+		return r.res
+	}
+	if !digestOK {
+		r.res.Verdict = Mismatch
+		return r.res
+	}
+	r.res.Verdict = Verified
+	return r.res
+}
+
+// proofChecks runs the inclusion and checkpoint checks, setting an Invalid
+// verdict on failure.
+func proofChecks(r *run, leafBytes, proofText []byte, m *evidence.Manifest, pinned evidence.Fingerprint) bool {
+	p, err := checkpoint.ParseProof(proofText)
+	if err != nil {
+		r.step(CheckInclusion, err, "")
+		r.fail(Invalid, CheckCheckpoint)
+		return false
+	}
+	vs, err := m.Verifiers()
+	var fin *checkpoint.Final
+	if err == nil {
+		fin, err = checkpoint.Open(p.Checkpoint, checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)})
+	}
+	// The inclusion proof is checked against the checkpoint's tree, so the
+	// checkpoint must parse first; its signatures are reported second.
+	var body checkpoint.Checkpoint
+	if fin != nil {
+		body = fin.Checkpoint
+	} else if n, perr := parseUnsignedBody(p.Checkpoint); perr == nil {
+		body = n
+	}
+	ierr := errors.New("checkpoint unreadable")
+	if body.Size > 0 {
+		ierr = nil
+		if p.Index >= body.Size {
+			ierr = fmt.Errorf("index %d is outside the tree of size %d", p.Index, body.Size)
+		} else if e := tlog.CheckRecord(p.Hashes, body.Size, body.Root, p.Index, tlog.RecordHash(leafBytes)); e != nil {
+			ierr = fmt.Errorf("leaf is not at index %d of the tree of size %d: %v", p.Index, body.Size, e)
+		}
+	}
+	inclOK := r.step(CheckInclusion, ierr, fmt.Sprintf("index %d in tree of size %d", p.Index, body.Size))
+	r.res.Index, r.res.TreeSize = p.Index, body.Size
+	r.res.RecordID = evidence.RecordID(pinned, p.Index)
+	detail := ""
+	if fin != nil {
+		detail = fmt.Sprintf("%d of %d required institutions signed: %v", len(fin.Signers), m.Threshold, fin.Signers)
+		r.res.Signers = fin.Signers
+		r.res.Checkpoint = string(fin.Checkpoint.Body())
+	}
+	cpOK := r.step(CheckCheckpoint, err, detail)
+	if !inclOK || !cpOK {
+		r.res.Verdict = Invalid
+		return false
+	}
+	return true
+}
+
+// parseUnsignedBody extracts the body of a signed note without verifying it,
+// only so the inclusion check can say something useful when signatures fail.
+func parseUnsignedBody(signed []byte) (checkpoint.Checkpoint, error) {
+	body, _, ok := bytes.Cut(signed, []byte("\n\n"))
+	if !ok {
+		return checkpoint.Checkpoint{}, checkpoint.ErrMalformed
+	}
+	return checkpoint.ParseBody(string(body) + "\n")
+}
+
+// manifestChain checks that manifests start at the pinned genesis and
+// returns the manifest in force.
+func manifestChain(claimed evidence.Fingerprint, manifests [][]byte, pinned evidence.Fingerprint) (*evidence.Manifest, error) {
+	if claimed != pinned {
+		return nil, fmt.Errorf("receipt is for network %s, not the pinned genesis %s", claimed, pinned)
+	}
+	if len(manifests) == 0 {
+		return nil, errors.New("no manifest supplied")
+	}
+	if len(manifests) > 1 {
+		// Manifest updates (membership changes) arrive with replication; until
+		// then a chain longer than genesis cannot be checked, so it is refused.
+		return nil, fmt.Errorf("manifest chain of %d versions: only a genesis manifest is supported by this verifier", len(manifests))
+	}
+	m, err := evidence.ParseManifest(manifests[0])
+	if err != nil {
+		return nil, err
+	}
+	fp, _ := m.Fingerprint()
+	if fp != pinned {
+		return nil, fmt.Errorf("genesis manifest has fingerprint %s, not the pinned %s", fp, pinned)
+	}
+	return m, nil
+}
+
+func manifestDetail(m *evidence.Manifest, pinned evidence.Fingerprint) string {
+	if m == nil {
+		return ""
+	}
+	return fmt.Sprintf("network %s, genesis %s…", m.Origin, pinned.String()[:16])
+}
+
+func openingMatches(enc []byte, sub *evidence.Submission) (*evidence.Opening, error) {
+	op, err := evidence.ParseOpening(enc)
+	if err != nil {
+		return nil, err
+	}
+	c, err := op.Commitment()
+	if err != nil {
+		return nil, err
+	}
+	if c != sub.Commitment {
+		return nil, errors.New("opening does not match the submission's commitment")
+	}
+	return op, nil
+}
+
+func evidenceLeaf(enc, subBytes []byte, sub *evidence.Submission) (*evidence.Leaf, error) {
+	leaf, err := evidence.ParseLeaf(enc)
+	if err != nil {
+		return nil, err
+	}
+	if leaf.Type != evidence.EntryEvidence {
+		return nil, fmt.Errorf("leaf is not an evidence entry")
+	}
+	if leaf.SubHash != evidence.SubmissionHash(subBytes) {
+		return nil, errors.New("leaf records a different submission")
+	}
+	if !evidence.DigestsEqual(leaf.Digests, sub.Digests) {
+		return nil, errors.New("leaf digests differ from the submission's")
+	}
+	return leaf, nil
+}
+
+func keyHint(sub *evidence.Submission) string {
+	if sub == nil || len(sub.Submitter.Key) < 4 {
+		return ""
+	}
+	return hex.EncodeToString(sub.Submitter.Key[:4]) + "…"
+}

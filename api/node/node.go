@@ -1,0 +1,296 @@
+// Package node assembles a cunzheng node from its directory: configuration,
+// keys and genesis manifest (written by Init), the Pebble log store under a
+// directory named by the genesis fingerprint, the evidence ledger, and the
+// HTTP server (Run).
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/cunzheng/cunzheng/api"
+	"github.com/cunzheng/cunzheng/chain/store"
+	"github.com/cunzheng/cunzheng/evidence"
+	"github.com/cunzheng/cunzheng/evidence/ledger"
+)
+
+// File names inside a node directory.
+const (
+	ConfigFile   = "node.conf"
+	GenesisFile  = "genesis.json"
+	NoteKeyFile  = "note.key"
+	NotePubFile  = "note.pub"
+	AdminKeyFile = "admin.key"
+	AdminPubFile = "admin.pub"
+	TokenFile    = "api.token"
+)
+
+// ConfigPath returns the configuration file of a node directory.
+func ConfigPath(dir string) string { return filepath.Join(dir, ConfigFile) }
+
+// InitOptions says what institution a new node directory is for.
+type InitOptions struct {
+	Dir    string
+	Name   string // signed-note key name, e.g. court.example
+	Role   string // court, notary, time-service, appraisal, observer
+	Origin string // "" = <name>/log
+	Listen string // "" = DefaultListen
+}
+
+// InitResult reports what Init wrote.
+type InitResult struct {
+	Fingerprint                                         evidence.Fingerprint
+	Origin                                              string
+	ConfigPath, GenesisPath, AdminKeyPath, AdminPubPath string
+	NoteKeyPath, TokenPath                              string
+}
+
+// Init creates a node directory for a one-institution network: keys (0600),
+// a commented configuration file and a genesis manifest. It refuses to touch
+// a directory that already holds a configuration.
+func Init(opts InitOptions) (*InitResult, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("init: --dir is required")
+	}
+	if err := evidence.ValidKeyName(opts.Name); err != nil {
+		return nil, fmt.Errorf("init: --name: %w", err)
+	}
+	role, err := evidence.ParseRole(opts.Role)
+	if err != nil {
+		return nil, fmt.Errorf("init: --role: %w", err)
+	}
+	if !role.Voting() {
+		return nil, errors.New("init: a one-institution network needs a voting role (an observer only follows other institutions)")
+	}
+	if opts.Origin == "" {
+		opts.Origin = opts.Name + "/log"
+	}
+	if err := evidence.ValidOrigin(opts.Origin); err != nil {
+		return nil, fmt.Errorf("init: --origin: %w", err)
+	}
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if strings.ContainsAny(opts.Listen, " \n\"#") {
+		return nil, fmt.Errorf("init: --listen %q is not an address", opts.Listen)
+	}
+	if _, err := os.Stat(ConfigPath(opts.Dir)); err == nil {
+		return nil, fmt.Errorf("init: %s already exists; refusing to overwrite a node", ConfigPath(opts.Dir))
+	}
+	skey, vkey, err := note.GenerateKey(rand.Reader, opts.Name)
+	if err != nil {
+		return nil, fmt.Errorf("init: note key: %w", err)
+	}
+	adminPub, adminPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	m := &evidence.Manifest{
+		Origin: opts.Origin, Sequence: 1,
+		Members: []evidence.Member{{
+			Name: opts.Name, Role: role, RaftID: 1, NoteKey: vkey, AdminKey: adminPub,
+		}},
+		CreatedAt: uint64(time.Now().Unix()),
+	}
+	m.Threshold = evidence.DefaultThreshold(m.Members)
+	manifestFile, err := evidence.MarshalManifestFile(m)
+	if err != nil {
+		return nil, fmt.Errorf("init: manifest: %w", err)
+	}
+	fp, _ := m.Fingerprint()
+	token := make([]byte, 24)
+	rand.Read(token)
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	files := []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{NoteKeyFile, []byte(skey + "\n"), 0o600},
+		{NotePubFile, []byte(vkey + "\n"), 0o644},
+		{AdminKeyFile, evidence.MarshalPrivateKey(adminPriv), 0o600},
+		{AdminPubFile, evidence.MarshalPublicKey(adminPub), 0o644},
+		{TokenFile, []byte(hex.EncodeToString(token) + "\n"), 0o600},
+		{GenesisFile, manifestFile, 0o644},
+		// The configuration goes last: its presence marks a complete node.
+		{ConfigFile, fmt.Appendf(nil, configTemplate, opts.Name, opts.Role, opts.Listen), 0o644},
+	}
+	for _, f := range files {
+		if err := writeFileSync(filepath.Join(opts.Dir, f.name), f.data, f.mode); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+	}
+	return &InitResult{
+		Fingerprint: fp, Origin: opts.Origin,
+		ConfigPath:   ConfigPath(opts.Dir),
+		GenesisPath:  filepath.Join(opts.Dir, GenesisFile),
+		AdminKeyPath: filepath.Join(opts.Dir, AdminKeyFile),
+		AdminPubPath: filepath.Join(opts.Dir, AdminPubFile),
+		NoteKeyPath:  filepath.Join(opts.Dir, NoteKeyFile),
+		TokenPath:    filepath.Join(opts.Dir, TokenFile),
+	}, nil
+}
+
+// writeFileSync writes a new file (never over an existing one) and syncs it.
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// RunOptions adjusts Run.
+type RunOptions struct {
+	Listen string       // "" = from the configuration
+	Logger *slog.Logger // nil = text logs to stderr at the configured level
+	// Ready is called with the bound address once the node serves.
+	Ready func(addr string)
+}
+
+func resolve(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// Run serves the node in dir until ctx is done.
+func Run(ctx context.Context, dir string, opts RunOptions) error {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return err
+	}
+	if opts.Listen != "" {
+		cfg.Listen = opts.Listen
+	}
+	log := opts.Logger
+	if log == nil {
+		var lvl slog.Level
+		lvl.UnmarshalText([]byte(cfg.LogLevel))
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	}
+	manifestFile, err := os.ReadFile(resolve(dir, cfg.Genesis))
+	if err != nil {
+		return fmt.Errorf("read genesis manifest: %w", err)
+	}
+	m, fp, err := evidence.ParseManifestFile(manifestFile)
+	if err != nil {
+		return fmt.Errorf("genesis manifest %s: %w", cfg.Genesis, err)
+	}
+	skey, err := os.ReadFile(resolve(dir, cfg.NoteKey))
+	if err != nil {
+		return fmt.Errorf("read note key: %w", err)
+	}
+	signer, err := note.NewSigner(strings.TrimSpace(string(skey)))
+	if err != nil {
+		return fmt.Errorf("note key %s: %w", cfg.NoteKey, err)
+	}
+	if signer.Name() != cfg.Name {
+		return fmt.Errorf("note key is for %q but the configuration names %q", signer.Name(), cfg.Name)
+	}
+	var token string
+	if cfg.APITokenFile != "" {
+		t, err := os.ReadFile(resolve(dir, cfg.APITokenFile))
+		if err != nil {
+			return fmt.Errorf("read API token: %w", err)
+		}
+		token = strings.TrimSpace(string(t))
+	}
+	dataDir := filepath.Join(resolve(dir, cfg.DataDir), fp.String())
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st, err := store.Open(dataDir, fp, store.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", dataDir, err)
+	}
+	defer st.Close()
+	genesis, _ := m.Marshal()
+	disk := diskSpace{dir: dataDir, headroom: cfg.DiskHeadroom}
+	l, err := ledger.Open(ledger.Config{
+		Store: st, Genesis: genesis, Signer: signer, Logger: log,
+		SpaceCheck: disk.check, BatchMaxRecords: cfg.BatchMaxRecords, BatchInterval: cfg.BatchInterval,
+	})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	srv := &http.Server{
+		Handler: api.NewServer(api.Config{
+			Ledger: l, Node: cfg.Name, Role: cfg.Role, Token: token, Logger: log,
+			Manifest: manifestFile, DiskFree: disk.free,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "origin", m.Origin, "network", fp.String(), "tree_size", st.TreeSize())
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// diskSpace keeps the node off a full disk: below headroom free bytes,
+// submissions are refused (507) and resume once space returns.
+type diskSpace struct {
+	dir      string
+	headroom uint64
+}
+
+func (d diskSpace) free() (uint64, bool) {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(d.dir, &fs); err != nil {
+		return 0, true
+	}
+	free := fs.Bavail * uint64(fs.Bsize)
+	return free, free < d.headroom
+}
+
+func (d diskSpace) check() error {
+	if free, low := d.free(); low {
+		return fmt.Errorf("%w: %d bytes free at %s, headroom is %d", ledger.ErrInsufficientDisk, free, d.dir, d.headroom)
+	}
+	return nil
+}

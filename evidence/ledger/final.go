@@ -1,0 +1,119 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cunzheng/cunzheng/chain/checkpoint"
+	"github.com/cunzheng/cunzheng/chain/store"
+	"github.com/cunzheng/cunzheng/evidence"
+)
+
+// finalizeHead signs a checkpoint for the head tree and, when the policy is
+// met, stores it as final. The store records "signed size N, root R" with a
+// sync before the signature exists, and refuses another root for N, so no
+// crash or restart can make this node sign two trees of one size.
+func (l *Ledger) finalizeHead() error {
+	size := l.st.TreeSize()
+	if size == 0 {
+		return nil
+	}
+	latest, _, err := l.st.LatestCheckpoint()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err == nil && latest >= size {
+		return nil
+	}
+	root, err := l.st.TreeHash(size)
+	if err != nil {
+		return fmt.Errorf("finalize %d: %w", size, err)
+	}
+	if err := l.st.RecordSigned(size, root); err != nil {
+		return fmt.Errorf("finalize %d: %w", size, err)
+	}
+	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: l.manifest.Origin, Size: int64(size), Root: root}, l.signer)
+	if err != nil {
+		return err
+	}
+	if _, err := checkpoint.Open(signed, l.policy); err != nil {
+		// One signature is not a quorum in a network of several
+		// institutions; finality then waits for the others' signatures.
+		l.log.Info("checkpoint signed, awaiting co-signatures", "size", size, "reason", err)
+		return nil
+	}
+	if err := l.st.PutCheckpoint(size, signed); err != nil {
+		return fmt.Errorf("finalize %d: %w", size, err)
+	}
+	return nil
+}
+
+// Record is a preserved entry with its proof against the first final
+// checkpoint that covers it, so every replica hands out the same bytes.
+type Record struct {
+	Index          uint64
+	Leaf           []byte
+	Submission     []byte // nil for governance entries
+	CheckpointSize uint64
+	Checkpoint     []byte // signed note
+	Proof          []byte // C2SP tlog-proof@v1 text
+}
+
+// Record returns entry index with its proof, or ErrNotFound / ErrNotFinal.
+func (l *Ledger) Record(index uint64) (*Record, error) {
+	if index >= l.st.TreeSize() {
+		return nil, fmt.Errorf("%w: no record %d (log size %d)", ErrNotFound, index, l.st.TreeSize())
+	}
+	size, signed, err := l.st.CheckpointCovering(index)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFinal
+	}
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := l.st.Leaf(index)
+	if err != nil {
+		return nil, err
+	}
+	side, err := l.st.Sidecar(index)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	hashes, err := l.st.InclusionProof(index, size)
+	if err != nil {
+		return nil, err
+	}
+	p := checkpoint.Proof{Index: int64(index), Hashes: hashes, Checkpoint: signed}
+	return &Record{Index: index, Leaf: leaf, Submission: side, CheckpointSize: size, Checkpoint: signed, Proof: p.Format()}, nil
+}
+
+// Receipt returns the receipt of evidence record index, without an opening
+// (only the submitter holds that).
+func (l *Ledger) Receipt(index uint64) (*evidence.Receipt, error) {
+	rec, err := l.Record(index)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Submission) == 0 {
+		return nil, fmt.Errorf("%w: record %d is a governance entry, not evidence", ErrNotFound, index)
+	}
+	return &evidence.Receipt{
+		Network: l.fp, Manifests: l.Manifests(), Submission: rec.Submission,
+		Leaf: rec.Leaf, Proof: rec.Proof,
+	}, nil
+}
+
+// LookupDigest returns the indexes of evidence records whose primary
+// (SHA-256) digest is digest, in log order.
+func (l *Ledger) LookupDigest(digest []byte) ([]uint64, error) {
+	if len(digest) != 32 {
+		return nil, fmt.Errorf("%w: a sha256 digest is 32 bytes", ErrInvalid)
+	}
+	var out []uint64
+	err := l.st.ScanPrefix(store.DigestPrefix(digest), func(key, _ []byte) error {
+		idx, err := store.DigestKeyIndex(key)
+		out = append(out, idx)
+		return err
+	})
+	return out, err
+}

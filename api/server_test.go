@@ -181,3 +181,29 @@ func TestSubmitAndVerify(t *testing.T) {
 		t.Log(resp.Receipt)
 	}
 }
+
+func (n *testNode) doCT(method, path, ct, body string) (int, []byte) {
+	n.t.Helper()
+	req, _ := http.NewRequest(method, n.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+func (n *testNode) doAuth(method, path string) (int, []byte) {
+	n.t.Helper()
+	req, _ := http.NewRequest(method, n.srv.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}

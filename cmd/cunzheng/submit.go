@@ -213,7 +213,11 @@ func (a *app) submitFile(ctx context.Context, cl *client.Client, o submitOptions
 	// An existing receipt is replaced only by identical bytes: a receipt
 	// carrying a metadata opening must never be lost to one without it.
 	if old, err := os.ReadFile(path); err == nil && !bytes.Equal(old, receipt) {
-		return fail(fmt.Errorf("%s exists and differs from the node's receipt for this record; not overwriting it (move it away to write a new one)", path))
+		why := "differs from the node's receipt for this record"
+		if !res.Opening {
+			why = "differs: this key preserved this file earlier with other metadata, and the node returned that record"
+		}
+		return fail(fmt.Errorf("%s exists and %s; not overwriting it (move it away to write a new one)", path, why))
 	}
 	if err := writeFileAtomic(path, receipt, 0o644); err != nil {
 		return fail(fmt.Errorf("write receipt: %w", err))

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"crypto/ed25519"
 	"fmt"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -153,6 +154,9 @@ func ParseGovernance(data []byte) (*Governance, error) {
 	g.Signature = append([]byte(nil), sig...)
 	if err := g.validate(); err != nil {
 		return nil, fmt.Errorf("governance: %w", err)
+	}
+	if g.Admin.Alg == Ed25519 && len(g.Signature) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("%w: ed25519 signature is %d bytes", ErrMalformed, len(g.Signature))
 	}
 	return &g, nil
 }

@@ -10,6 +10,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -98,6 +99,9 @@ type Final struct {
 // signatures by unknown keys, such as witness cosignatures, are ignored for
 // the policy.
 func Open(signed []byte, p Policy) (*Final, error) {
+	if err := checkSignatureLines(signed); err != nil {
+		return nil, err
+	}
 	n, err := note.Open(signed, p.Verifiers)
 	if err != nil {
 		var unv *note.UnverifiedNoteError
@@ -125,4 +129,35 @@ func Open(signed []byte, p Policy) (*Final, error) {
 		return nil, fmt.Errorf("%w: %d of %d required institutions signed (%s)", ErrPolicy, len(names), p.Threshold, strings.Join(names, ", "))
 	}
 	return &Final{Checkpoint: c, Note: n, Signers: names}, nil
+}
+
+// checkSignatureLines refuses what note.Open lets through but a checkpoint
+// with one byte-exact form must not: signatures in non-canonical base64
+// (note.Open ignores the padding bits, so a flipped bit there still
+// verified), and a second signature line by the same key (note.Open skips it
+// without verifying it, so a forged one rode along unnoticed). Everything
+// else is left to note.Open.
+func checkSignatureLines(signed []byte) error {
+	split := bytes.LastIndex(signed, []byte("\n\n"))
+	if split < 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(signed[split+2:]), "\n") {
+		rest, ok := strings.CutPrefix(line, "\u2014 ")
+		if !ok {
+			continue
+		}
+		name, b64, _ := strings.Cut(rest, " ")
+		sig, err := base64.StdEncoding.Strict().DecodeString(b64)
+		if err != nil || len(sig) < 5 || base64.StdEncoding.EncodeToString(sig) != b64 {
+			return fmt.Errorf("%w: signature by %q is not canonical base64", ErrMalformed, name)
+		}
+		id := name + "+" + string(sig[:4])
+		if seen[id] {
+			return fmt.Errorf("%w: two signatures by key %q", ErrMalformed, name)
+		}
+		seen[id] = true
+	}
+	return nil
 }

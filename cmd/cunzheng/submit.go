@@ -227,13 +227,15 @@ func (a *app) submitFile(ctx context.Context, cl *client.Client, o submitOptions
 }
 
 func (a *app) printSubmitResult(asJSON bool, r *submitResult) {
+	if r.Error != "" {
+		fmt.Fprintf(a.stderr, "cunzheng: %s: %s\n", r.File, r.Error)
+	}
 	if asJSON {
 		b, _ := json.Marshal(r)
 		fmt.Fprintf(a.stdout, "%s\n", b)
 		return
 	}
 	if r.Error != "" {
-		fmt.Fprintf(a.stderr, "cunzheng: %s: %s\n", r.File, r.Error)
 		return
 	}
 	if r.Warning != "" {

@@ -1,8 +1,11 @@
 package evidence
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"fmt"
+
+	"filippo.io/edwards25519"
 )
 
 // KeyAlg identifies a submitter or admin signature algorithm. The numbers
@@ -36,9 +39,25 @@ func (k PublicKey) validate(field string) error {
 		if len(k.Key) != ed25519.PublicKeySize {
 			return fmt.Errorf("%w: %s: ed25519 key is %d bytes", ErrMalformed, field, len(k.Key))
 		}
-		return nil
+		return checkEd25519Key(field, k.Key)
 	}
 	return fmt.Errorf("%w: %s: key algorithm %s", ErrUnsupported, field, k.Alg)
+}
+
+// checkEd25519Key rejects keys no honest signer has: encodings that are not
+// canonical points, and points of small order, for which anyone can forge
+// signatures that crypto/ed25519 accepts (with the identity key, R = identity
+// and S = 0 verify for every message). Refusing them wherever a key is
+// parsed keeps every verifier — node, CLI, WASM — in agreement.
+func checkEd25519Key(field string, key []byte) error {
+	p, err := new(edwards25519.Point).SetBytes(key)
+	if err != nil || !bytes.Equal(p.Bytes(), key) {
+		return fmt.Errorf("%w: %s: not a canonical ed25519 point", ErrMalformed, field)
+	}
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return fmt.Errorf("%w: %s: ed25519 key of small order", ErrMalformed, field)
+	}
+	return nil
 }
 
 // verify checks sig over msg. It never panics on malformed keys.

@@ -378,6 +378,9 @@ func MarshalManifestFile(m *Manifest) ([]byte, error) {
 // ParseManifestFile parses a JSON manifest file: the canonical bytes decide,
 // and the readable fields and fingerprint must agree with them.
 func ParseManifestFile(data []byte) (*Manifest, Fingerprint, error) {
+	if len(data) > 4*MaxManifestSize {
+		return nil, Fingerprint{}, fmt.Errorf("%w: manifest file is %d bytes", ErrTooLarge, len(data))
+	}
 	var f ManifestFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -118,6 +118,11 @@ func Receipt(receipt []byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Re
 	r := &run{res: &Result{Network: pinned.String()}}
 	all := []string{CheckManifest, CheckSignature, CheckOpening, CheckLeaf, CheckDigest, CheckInclusion, CheckCheckpoint}
 	rc, err := evidence.ParseReceipt(receipt)
+	if err == nil && len(rc.Timestamps) > 0 {
+		// Every byte of a verified receipt must be checked; tokens are not
+		// yet, so a receipt carrying them is refused rather than half-read.
+		err = errors.New("timestamp tokens are not supported by this verifier version")
+	}
 	if !r.step(CheckFormat, err, evidence.ReceiptHeader) {
 		return r.fail(Invalid, all...)
 	}
@@ -202,6 +207,9 @@ func Lookup(leafBytes, proof []byte, manifests [][]byte, fileSHA256 []byte, pinn
 // verdict on failure.
 func proofChecks(r *run, leafBytes, proofText []byte, m *evidence.Manifest, pinned evidence.Fingerprint) bool {
 	p, err := checkpoint.ParseProof(proofText)
+	if err == nil && p.Extra != nil {
+		err = errors.New("proof carries unauthenticated extra data")
+	}
 	if err != nil {
 		r.step(CheckInclusion, err, "")
 		r.fail(Invalid, CheckCheckpoint)
@@ -211,6 +219,12 @@ func proofChecks(r *run, leafBytes, proofText []byte, m *evidence.Manifest, pinn
 	var fin *checkpoint.Final
 	if err == nil {
 		fin, err = checkpoint.Open(p.Checkpoint, checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)})
+	}
+	if err == nil && len(fin.Note.UnverifiedSigs) > 0 {
+		// Signatures by keys outside the manifest prove nothing and would
+		// let bytes of the proof change unnoticed.
+		err = fmt.Errorf("checkpoint carries %d signature(s) by keys not in the manifest", len(fin.Note.UnverifiedSigs))
+		fin = nil
 	}
 	// The inclusion proof is checked against the checkpoint's tree, so the
 	// checkpoint must parse first; its signatures are reported second.

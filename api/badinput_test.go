@@ -161,4 +161,3 @@ func govEntry(t *testing.T, origin string, admin ed25519.PrivateKey) api.Governa
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	return regEntry(t, origin, pub, admin)
 }
-

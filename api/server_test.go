@@ -27,7 +27,7 @@ import (
 
 // testNode is a real node (Pebble on disk, ledger, HTTP server) in-process.
 type testNode struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	l       *ledger.Ledger
 	st      *store.Store
@@ -39,7 +39,7 @@ type testNode struct {
 	lowDisk bool
 }
 
-func newTestNode(t *testing.T) *testNode {
+func newTestNode(t testing.TB) *testNode {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, "court.example")
 	if err != nil {
@@ -124,7 +124,7 @@ func (n *testNode) register() ed25519.PrivateKey {
 	return priv
 }
 
-func signedSubmission(t *testing.T, origin string, key ed25519.PrivateKey, file []byte) []byte {
+func signedSubmission(t testing.TB, origin string, key ed25519.PrivateKey, file []byte) []byte {
 	t.Helper()
 	d := sha256.Sum256(file)
 	op := evidence.Opening{FileName: "f.bin"}

@@ -1,11 +1,9 @@
 package evidence
 
 import (
-	"bytes"
 	"crypto/ed25519"
+	"encoding/hex"
 	"fmt"
-
-	"filippo.io/edwards25519"
 )
 
 // KeyAlg identifies a submitter or admin signature algorithm. The numbers
@@ -44,20 +42,58 @@ func (k PublicKey) validate(field string) error {
 	return fmt.Errorf("%w: %s: key algorithm %s", ErrUnsupported, field, k.Alg)
 }
 
-// checkEd25519Key rejects keys no honest signer has: encodings that are not
-// canonical points, and points of small order, for which anyone can forge
-// signatures that crypto/ed25519 accepts (with the identity key, R = identity
-// and S = 0 verify for every message). Refusing them wherever a key is
-// parsed keeps every verifier — node, CLI, WASM — in agreement.
-func checkEd25519Key(field string, key []byte) error {
-	p, err := new(edwards25519.Point).SetBytes(key)
-	if err != nil || !bytes.Equal(p.Bytes(), key) {
-		return fmt.Errorf("%w: %s: not a canonical ed25519 point", ErrMalformed, field)
+// smallOrderKeys are the encodings of the eight points of small order
+// (the torsion subgroup), plus the two non-canonical "x = -0" encodings of
+// the identity and of the point of order 2; the list is libsodium's.
+var smallOrderKeys = func() map[[32]byte]bool {
+	m := map[[32]byte]bool{}
+	for _, h := range []string{
+		"0100000000000000000000000000000000000000000000000000000000000000", // identity
+		"0100000000000000000000000000000000000000000000000000000000000080", // identity, x = -0
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // order 2
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", // order 2, x = -0
+		"0000000000000000000000000000000000000000000000000000000000000000", // order 4
+		"0000000000000000000000000000000000000000000000000000000000000080", // order 4
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", // order 8
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa", // order 8
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", // order 8
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85", // order 8
+	} {
+		b, _ := hex.DecodeString(h)
+		m[[32]byte(b)] = true
 	}
-	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+	return m
+}()
+
+// fieldP is p = 2^255 - 19, little-endian.
+var fieldP = [32]byte{0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}
+
+// checkEd25519Key rejects keys no honest signer has: points of small order,
+// under which anyone can forge signatures that crypto/ed25519 accepts (with
+// the identity key, R = identity and S = 0 verify for every message), and
+// non-canonical encodings (y >= p). Refusing them wherever a key is parsed
+// keeps every verifier — node, CLI, WASM — in agreement. It is a table
+// lookup and a comparison, cheap enough for every parse; a test checks it
+// against a full point decoding.
+func checkEd25519Key(field string, key []byte) error {
+	if smallOrderKeys[[32]byte(key)] {
 		return fmt.Errorf("%w: %s: ed25519 key of small order", ErrMalformed, field)
 	}
-	return nil
+	// y is the low 255 bits, little-endian; canonical iff y < p.
+	for i := 31; i >= 0; i-- {
+		b := key[i]
+		if i == 31 {
+			b &= 0x7f
+		}
+		if b != fieldP[i] {
+			if b > fieldP[i] {
+				break
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s: not a canonical ed25519 point encoding", ErrMalformed, field)
 }
 
 // verify checks sig over msg. It never panics on malformed keys.

@@ -249,19 +249,26 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	for range prepared {
 		<-done
 	}
-	out := BatchResponse{Results: make([]SubmitResponse, n)}
+	idxs := make([]uint64, n)
 	for i, res := range results {
 		if res.err != nil {
 			status, code := statusOf(res.err)
 			writeError(w, r, &httpError{status, code, fmt.Sprintf("submission %d: %v (earlier items may be preserved; retrying the batch is safe)", i, res.err)})
 			return
 		}
-		sr, err := s.submitResponse(res.idx, res.existing)
-		if err != nil {
-			writeError(w, r, err)
-			return
+		idxs[i] = res.idx
+	}
+	receipts, err := s.l.Receipts(idxs)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := BatchResponse{Results: make([]SubmitResponse, n)}
+	for i, rc := range receipts {
+		out.Results[i] = SubmitResponse{
+			Index: idxs[i], RecordID: evidence.RecordID(s.l.Fingerprint(), int64(idxs[i])),
+			Existing: results[i].existing, Receipt: string(rc.Marshal()),
 		}
-		out.Results[i] = *sr
 	}
 	writeJSON(w, http.StatusOK, out)
 }

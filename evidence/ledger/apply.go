@@ -24,8 +24,22 @@ func (l *Ledger) Apply(_ context.Context, data []byte, proposedHere bool) error 
 	if b.Header.Origin != l.manifest.Origin {
 		return fmt.Errorf("apply block %d: origin %q is not this network's %q", b.Header.Height, b.Header.Origin, l.manifest.Origin)
 	}
+	l.cacheMu.Lock()
+	kvs, reuse := l.proposed.kvs, proposedHere && l.proposed.hash == b.Header.Hash()
+	l.proposed.kvs = nil
+	l.cacheMu.Unlock()
+	if reuse {
+		// The sequencer admitted every entry of this very block moments ago
+		// against the same state (it is the only writer), so its writes
+		// stand.
+		if err := l.st.AppendBlock(b, kvs); err != nil {
+			return fmt.Errorf("apply block %d: %w", b.Header.Height, err)
+		}
+		l.cacheApplied(kvs)
+		return nil
+	}
 	ov := overlay{}
-	kvs := make([]storeKV, 0, 2*len(b.Leaves))
+	kvs = make([]storeKV, 0, 2*len(b.Leaves))
 	for i, leafBytes := range b.Leaves {
 		idx := b.Header.FirstIndex + uint64(i)
 		p, err := l.entryOf(b, i, leafBytes, proposedHere)
@@ -39,6 +53,7 @@ func (l *Ledger) Apply(_ context.Context, data []byte, proposedHere bool) error 
 	if err := l.st.AppendBlock(b, kvs); err != nil {
 		return fmt.Errorf("apply block %d: %w", b.Header.Height, err)
 	}
+	l.cacheApplied(kvs)
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/cunzheng/cunzheng/chain/checkpoint"
 	"github.com/cunzheng/cunzheng/chain/store"
 	"github.com/cunzheng/cunzheng/evidence"
@@ -45,7 +47,29 @@ func (l *Ledger) finalizeHead() error {
 	if err := l.st.PutCheckpoint(size, signed); err != nil {
 		return fmt.Errorf("finalize %d: %w", size, err)
 	}
+	l.cacheMu.Lock()
+	l.final = finalCache{prevSize: latest, size: size, signed: signed}
+	l.cacheMu.Unlock()
 	return nil
+}
+
+// finalCache remembers the latest final checkpoint, which covers every
+// record of the newest block: the receipts handed out right after a commit
+// need no store lookup for it.
+type finalCache struct {
+	prevSize, size uint64 // the final checkpoint of size covers [prevSize, size)
+	signed         []byte
+}
+
+// covering returns the first final checkpoint with size > index.
+func (l *Ledger) covering(index uint64) (uint64, []byte, error) {
+	l.cacheMu.RLock()
+	f := l.final
+	l.cacheMu.RUnlock()
+	if f.signed != nil && index >= f.prevSize && index < f.size {
+		return f.size, f.signed, nil
+	}
+	return l.st.CheckpointCovering(index)
 }
 
 // Record is a preserved entry with its proof against the first final
@@ -61,10 +85,44 @@ type Record struct {
 
 // Record returns entry index with its proof, or ErrNotFound / ErrNotFinal.
 func (l *Ledger) Record(index uint64) (*Record, error) {
+	return l.record(index, l.st.HashReader())
+}
+
+// memoHashes remembers hashes read for one request: the receipts of a batch
+// share most of their inclusion proofs.
+type memoHashes struct {
+	r    tlog.HashReader
+	seen map[int64]tlog.Hash
+}
+
+func (m *memoHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var missing []int64
+	for _, x := range indexes {
+		if _, ok := m.seen[x]; !ok {
+			missing = append(missing, x)
+		}
+	}
+	if len(missing) > 0 {
+		hs, err := m.r.ReadHashes(missing)
+		if err != nil {
+			return nil, err
+		}
+		for i, x := range missing {
+			m.seen[x] = hs[i]
+		}
+	}
+	for i, x := range indexes {
+		out[i] = m.seen[x]
+	}
+	return out, nil
+}
+
+func (l *Ledger) record(index uint64, hr tlog.HashReader) (*Record, error) {
 	if index >= l.st.TreeSize() {
 		return nil, fmt.Errorf("%w: no record %d (log size %d)", ErrNotFound, index, l.st.TreeSize())
 	}
-	size, signed, err := l.st.CheckpointCovering(index)
+	size, signed, err := l.covering(index)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFinal
 	}
@@ -79,9 +137,9 @@ func (l *Ledger) Record(index uint64) (*Record, error) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	hashes, err := l.st.InclusionProof(index, size)
+	hashes, err := tlog.ProveRecord(int64(size), int64(index), hr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("inclusion proof %d in %d: %w", index, size, err)
 	}
 	p := checkpoint.Proof{Index: int64(index), Hashes: hashes, Checkpoint: signed}
 	return &Record{Index: index, Leaf: leaf, Submission: side, CheckpointSize: size, Checkpoint: signed, Proof: p.Format()}, nil
@@ -90,7 +148,26 @@ func (l *Ledger) Record(index uint64) (*Record, error) {
 // Receipt returns the receipt of evidence record index, without an opening
 // (only the submitter holds that).
 func (l *Ledger) Receipt(index uint64) (*evidence.Receipt, error) {
-	rec, err := l.Record(index)
+	return l.receipt(index, l.st.HashReader())
+}
+
+// Receipts returns the receipts of several records, sharing the tree reads
+// their proofs have in common.
+func (l *Ledger) Receipts(indexes []uint64) ([]*evidence.Receipt, error) {
+	hr := &memoHashes{r: l.st.HashReader(), seen: map[int64]tlog.Hash{}}
+	out := make([]*evidence.Receipt, len(indexes))
+	for i, idx := range indexes {
+		rc, err := l.receipt(idx, hr)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = rc
+	}
+	return out, nil
+}
+
+func (l *Ledger) receipt(index uint64, hr tlog.HashReader) (*evidence.Receipt, error) {
+	rec, err := l.record(index, hr)
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,19 @@ type Ledger struct {
 	mu      sync.Mutex
 	inQueue map[string]*pending // dedup key → queued entry, so concurrent twins share one record
 
+	// cacheMu guards proposed and the caches below, which mirror applied
+	// state and are updated only after the store has synced it.
+	cacheMu sync.RWMutex
+	// proposed holds the index writes the sequencer computed for the block
+	// it is proposing, so Apply of that same block (header hash) need not
+	// repeat the checks.
+	proposed struct {
+		hash [32]byte
+		kvs  []storeKV
+	}
+	submitters map[string]byte // submitter key → registry state (absent = look in store)
+	final      finalCache
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -119,15 +132,16 @@ func Open(cfg Config) (*Ledger, error) {
 	}
 	l := &Ledger{
 		st: cfg.Store, manifest: m, genesis: cfg.Genesis, fp: sha256.Sum256(cfg.Genesis),
-		policy:   checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)},
-		signer:   cfg.Signer,
-		now:      cfg.Now,
-		log:      cfg.Logger,
-		space:    cfg.SpaceCheck,
-		maxBatch: cfg.BatchMaxRecords,
-		interval: cfg.BatchInterval,
-		inQueue:  map[string]*pending{},
-		done:     make(chan struct{}),
+		policy:     checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)},
+		signer:     cfg.Signer,
+		now:        cfg.Now,
+		log:        cfg.Logger,
+		space:      cfg.SpaceCheck,
+		maxBatch:   cfg.BatchMaxRecords,
+		interval:   cfg.BatchInterval,
+		inQueue:    map[string]*pending{},
+		submitters: map[string]byte{},
+		done:       make(chan struct{}),
 	}
 	if l.now == nil {
 		l.now = time.Now

@@ -115,6 +115,9 @@ func (l *Ledger) commit(ctx context.Context, batch []*pending) {
 	}
 	enc, err := b.Marshal()
 	if err == nil {
+		l.cacheMu.Lock()
+		l.proposed.hash, l.proposed.kvs = b.Header.Hash(), kvs
+		l.cacheMu.Unlock()
 		err = l.orderer.Propose(ctx, enc)
 	}
 	if err == nil {

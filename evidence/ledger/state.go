@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cunzheng/cunzheng/chain/store"
 	"github.com/cunzheng/cunzheng/evidence"
@@ -42,14 +43,52 @@ func (l *Ledger) get(ov overlay, key string) ([]byte, bool, error) {
 }
 
 func (l *Ledger) submitterState(ov overlay, k evidence.PublicKey) (byte, error) {
-	v, ok, err := l.get(ov, string(store.SubmitterKey(k.Key)))
-	if err != nil || !ok {
+	key := string(store.SubmitterKey(k.Key))
+	if v, ok := ov[key]; ok {
+		return v[0], nil
+	}
+	l.cacheMu.RLock()
+	st, ok := l.submitters[key]
+	l.cacheMu.RUnlock()
+	if ok {
+		return st, nil
+	}
+	v, ok, err := l.get(nil, key)
+	if err != nil {
 		return 0, err
 	}
-	if len(v) != 9 {
-		return 0, fmt.Errorf("ledger: corrupt submitter state")
+	if ok {
+		if len(v) != 9 {
+			return 0, fmt.Errorf("ledger: corrupt submitter state")
+		}
+		st = v[0]
 	}
-	return v[0], nil
+	// Cache unregistered keys too: a registration updates the cache after
+	// it is applied (see cacheApplied).
+	l.cacheMu.Lock()
+	if len(l.submitters) > maxCachedSubmitters {
+		clear(l.submitters)
+	}
+	l.submitters[key] = st
+	l.cacheMu.Unlock()
+	return st, nil
+}
+
+// maxCachedSubmitters bounds the registry cache (unregistered keys sent by
+// anyone are cached too).
+const maxCachedSubmitters = 100000
+
+// cacheApplied updates the caches with the writes of a block the store has
+// just made durable.
+func (l *Ledger) cacheApplied(kvs []storeKV) {
+	prefix := string(store.SubmitterPrefix())
+	l.cacheMu.Lock()
+	defer l.cacheMu.Unlock()
+	for _, kv := range kvs {
+		if k := string(kv.Key); strings.HasPrefix(k, prefix) {
+			l.submitters[k] = kv.Value[0]
+		}
+	}
 }
 
 func (l *Ledger) submitterAllowed(k evidence.PublicKey, ov overlay) error {

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/cunzheng/cunzheng/api"
+	"github.com/cunzheng/cunzheng/api/web"
 	"github.com/cunzheng/cunzheng/chain/store"
 	"github.com/cunzheng/cunzheng/evidence"
 	"github.com/cunzheng/cunzheng/evidence/ledger"
@@ -240,10 +241,14 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 		return err
 	}
 	defer l.Close()
+	pages, err := web.New(web.Options{Network: web.Network{Fingerprint: fp, Manifest: m}, Logger: log})
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler: api.NewServer(api.Config{
 			Ledger: l, Node: cfg.Name, Role: cfg.Role, Token: token, Logger: log,
-			Manifest: manifestFile, DiskFree: disk.free,
+			Manifest: manifestFile, DiskFree: disk.free, Extra: pages.Register,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,

@@ -204,23 +204,72 @@ func timeLine(t time.Time) string {
 	return t.In(cst).Format(layout) + " (UTC+08:00) / " + t.UTC().Format(layout) + " UTC"
 }
 
-// render lays the certificate out. font is nil for English-only.
+// latin reports whether r prints in the PDF core fonts (Windows-1252).
+func latin(r rune) bool {
+	return r < 0x100 || strings.ContainsRune("—–…‘’“”•€", r)
+}
+
+// page wraps fpdf with text that mixes scripts: Latin runs in the core
+// fonts (Helvetica, Courier), other runs in the CJK TrueType font, which
+// (like Droid Sans Fallback) may lack Latin glyphs.
+type page struct {
+	*fpdf.Fpdf
+	cjk bool // the CJK font is loaded
+	tr  func(string) string
+}
+
+// write flows s at the current position, wrapping at the margins.
+func (p *page) write(s string, size, lineH float64, mono bool) {
+	runs := splitRuns(s)
+	for _, r := range runs {
+		if r.latin || !p.cjk {
+			if mono {
+				p.SetFont("Courier", "", size)
+			} else {
+				p.SetFont("Helvetica", "", size)
+			}
+			p.Write(lineH, p.tr(r.text))
+			continue
+		}
+		p.SetFont("cjk", "", size)
+		p.Write(lineH, r.text)
+	}
+}
+
+type run struct {
+	text  string
+	latin bool
+}
+
+func splitRuns(s string) []run {
+	var out []run
+	for _, r := range s {
+		l := latin(r) || r == '\n'
+		if n := len(out); n > 0 && out[n-1].latin == l {
+			out[n-1].text += string(r)
+			continue
+		}
+		out = append(out, run{string(r), l})
+	}
+	return out
+}
+
+// render lays the certificate out on one A4 page. font is nil for
+// English-only.
 func render(receipt []byte, res *verify.Result, qrText string, font []byte, now time.Time) ([]byte, error) {
 	zh := font != nil
-	pdf := fpdf.New("P", "mm", "A4", "")
-	pdf.SetCreationDate(now)
-	pdf.SetModificationDate(now)
-	pdf.SetCreator("cunzheng", false)
-	pdf.SetTitle("存证证书 Evidence Preservation Certificate "+res.RecordID, true)
-	pdf.SetMargins(18, 18, 18)
-	pdf.SetAutoPageBreak(true, 22)
-	pdf.AliasNbPages("{nb}")
-	family, mono := "Helvetica", "Courier"
-	tr := pdf.UnicodeTranslatorFromDescriptor("")
+	f := fpdf.New("P", "mm", "A4", "")
+	p := &page{Fpdf: f, cjk: zh, tr: f.UnicodeTranslatorFromDescriptor("")}
+	p.SetCreationDate(now)
+	p.SetModificationDate(now)
+	p.SetCreator("cunzheng", false)
+	p.SetTitle("Evidence Preservation Certificate "+res.RecordID, false)
+	const margin = 16.0
+	p.SetMargins(margin, 14, margin)
+	p.SetAutoPageBreak(true, 18)
+	p.AliasNbPages("{nb}")
 	if zh {
-		pdf.AddUTF8FontFromBytes("cjk", "", font)
-		family, mono = "cjk", "cjk"
-		tr = func(s string) string { return s }
+		p.AddUTF8FontFromBytes("cjk", "", font)
 	}
 	bi := func(zhText, en string) string {
 		if zh {
@@ -228,48 +277,50 @@ func render(receipt []byte, res *verify.Result, qrText string, font []byte, now 
 		}
 		return en
 	}
-	pdf.SetFooterFunc(func() {
-		pdf.SetY(-15)
-		pdf.SetFont(family, "", 8)
-		pdf.SetTextColor(80, 80, 80)
-		txt := fmt.Sprintf("Page %d/{nb}", pdf.PageNo())
+	p.SetFooterFunc(func() {
+		p.SetY(-13)
+		p.SetLeftMargin(margin)
+		p.SetX(margin)
+		p.SetTextColor(80, 80, 80)
+		txt := fmt.Sprintf("Page %d/{nb}", p.PageNo())
 		if zh {
-			txt = fmt.Sprintf("第 %d/{nb} 页 · Page %d/{nb}", pdf.PageNo(), pdf.PageNo())
+			txt = fmt.Sprintf("第 %d/{nb} 页 · Page %d/{nb}", p.PageNo(), p.PageNo())
 		}
-		pdf.CellFormat(0, 5, tr(txt+" · "+res.RecordID), "", 0, "C", false, 0, "")
+		p.write(txt+" · "+res.RecordID+" · "+bi("出具时间", "issued")+" "+timeLine(now), 7.5, 4, false)
 	})
-	pdf.AddPage()
-	pdf.SetTextColor(20, 20, 20)
-	pdf.SetFont(family, "", 20)
-	pdf.CellFormat(0, 11, tr(bi("存证证书", "")), "", 1, "C", false, 0, "")
-	if !zh {
-		pdf.CellFormat(0, 11, "Evidence Preservation Certificate", "", 1, "C", false, 0, "")
-	} else {
-		pdf.SetFont(family, "", 13)
-		pdf.CellFormat(0, 8, "Evidence Preservation Certificate", "", 1, "C", false, 0, "")
+	p.AddPage()
+	p.SetTextColor(20, 20, 20)
+	if zh {
+		p.SetFont("cjk", "", 20)
+		p.CellFormat(0, 10, "存证证书", "", 1, "C", false, 0, "")
 	}
-	pdf.Ln(3)
+	p.SetFont("Helvetica", "B", 14)
+	p.CellFormat(0, 8, "Evidence Preservation Certificate", "", 1, "C", false, 0, "")
+	p.Ln(2)
+	p.SetDrawColor(120, 120, 120)
+	p.Line(margin, p.GetY(), 210-margin, p.GetY())
+	p.Ln(2)
 
-	const labelW = 52.0
-	row := func(label, value string, monoValue bool) {
-		y := pdf.GetY()
-		x := pdf.GetX()
-		pdf.SetFont(family, "", 9.5)
-		pdf.SetTextColor(70, 70, 70)
-		pdf.MultiCell(labelW, 5.2, tr(label), "", "L", false)
-		yl := pdf.GetY()
-		pdf.SetXY(x+labelW, y)
-		f := family
-		if monoValue {
-			f = mono
+	const labelW = 46.0
+	row := func(zhLabel, enLabel, value string, monoValue bool) {
+		y := p.GetY()
+		p.SetLeftMargin(margin)
+		p.SetRightMargin(210 - margin - labelW + 2)
+		p.SetXY(margin, y)
+		p.SetTextColor(60, 60, 60)
+		if zh {
+			p.write(zhLabel+"\n", 9, 4.2, false)
 		}
-		pdf.SetFont(f, "", 10)
-		pdf.SetTextColor(15, 15, 15)
-		pdf.MultiCell(0, 5.2, tr(value), "", "L", false)
-		if yl > pdf.GetY() {
-			pdf.SetY(yl)
-		}
-		pdf.Ln(1.2)
+		p.write(enLabel, 7.5, 3.6, false)
+		yl := p.GetY() + 3.6
+		p.SetLeftMargin(margin + labelW)
+		p.SetRightMargin(margin)
+		p.SetXY(margin+labelW, y)
+		p.SetTextColor(10, 10, 10)
+		p.write(value, 9.5, 4.6, monoValue)
+		yv := p.GetY() + 4.6
+		p.SetLeftMargin(margin)
+		p.SetXY(margin, max(yl, yv)+1.6)
 	}
 	sub := res.Submission
 	notDisclosed := bi("未披露", "not disclosed")
@@ -283,73 +334,65 @@ func render(receipt []byte, res *verify.Result, qrText string, font []byte, now 
 		}
 	}
 	digest := strings.TrimPrefix(res.Digest, "sha256:")
-	row(bi("存证编号", "Record ID"), res.RecordID, true)
-	row(bi("哈希算法", "Digest algorithm"), "SHA-256", false)
-	row(bi("哈希值", "Digest"), digest, true)
-	row(bi("存证时间", "Preservation time"), timeLine(res.LeaderTime)+"\n"+
-		bi("领导节点接收时间；未附可信时间戳", "leader's received time; no trusted timestamp token yet"), false)
-	row(bi("可信时间戳序列号", "Timestamp token serial"), bi("无（尚未附可信时间戳）", "none (no trusted timestamp token yet)"), false)
-	row(bi("日志索引", "Log index"), fmt.Sprintf("%d", res.Index), false)
-	row(bi("区块高度", "Block height"), fmt.Sprintf("%d", res.Height), false)
-	row(bi("申请人（已遮蔽）", "Applicant (masked)"), MaskedApplicant(sub), true)
-	row(bi("文件名", "File name"), fileName, false)
-	row(bi("文件大小", "File size"), fmt.Sprintf("%d %s", sub.Size, bi("字节", "bytes")), false)
-	row(bi("案号", "Case reference"), caseRef, false)
-	row(bi("签名机构", "Signing institutions"), strings.Join(signerLines(res, zh), "\n"), false)
-	row(bi("网络", "Network"), res.Origin, false)
-	row(bi("网络指纹（创世）", "Network fingerprint (genesis)"), res.Network, true)
-	row(bi("检查点", "Checkpoint"), fmt.Sprintf("%s %d · SHA-256 %s", bi("树大小", "tree size"), res.TreeSize, CheckpointHash(res)), true)
-	var checks []string
+	var passed []string
 	for _, c := range res.Checks {
-		mark := "OK"
-		if !c.OK {
-			mark = "--"
+		if c.OK {
+			passed = append(passed, c.Name)
 		}
-		checks = append(checks, mark+"  "+c.Name)
 	}
-	row(bi("核验项", "Checks"), strings.Join(checks, "\n"), false)
-	row(bi("出具时间", "Issued"), timeLine(now), false)
+	row("存证编号", "Record ID", res.RecordID, true)
+	row("哈希算法与哈希值", "Digest algorithm and value", "SHA-256\n"+digest, true)
+	row("存证时间", "Preservation time", timeLine(res.LeaderTime)+"\n"+
+		bi("领导节点接收时间；未附可信时间戳", "(leader's received time; no trusted timestamp token yet)"), false)
+	row("可信时间戳序列号", "Timestamp token serial", bi("无（尚未附可信时间戳）", "none (no trusted timestamp token yet)"), false)
+	row("日志索引 / 区块高度", "Log index / block height", fmt.Sprintf("%d / %d", res.Index, res.Height), false)
+	row("申请人（已遮蔽）", "Applicant (masked)", MaskedApplicant(sub), true)
+	row("文件名 / 文件大小", "File name / size", fmt.Sprintf("%s / %d %s", fileName, sub.Size, bi("字节", "bytes")), false)
+	row("案号", "Case reference", caseRef, false)
+	row("签名机构", "Signing institutions", strings.Join(signerLines(res, zh), "\n"), false)
+	row("网络与指纹", "Network and fingerprint", res.Origin+"\n"+res.Network, true)
+	row("检查点", "Checkpoint", fmt.Sprintf("%s %d, SHA-256\n%s", bi("树大小", "tree size"), res.TreeSize, CheckpointHash(res)), true)
+	row("核验项", "Checks passed", fmt.Sprintf("%d/%d: %s", len(passed), len(res.Checks), strings.Join(passed, ", ")), false)
 
-	pdf.Ln(2)
+	p.Ln(1)
+	p.Line(margin, p.GetY(), 210-margin, p.GetY())
+	p.Ln(2.5)
 	t := timeLine(res.LeaderTime)
-	pdf.SetFont(family, "", 10.5)
-	pdf.SetTextColor(15, 15, 15)
+	p.SetTextColor(10, 10, 10)
 	if zh {
-		pdf.MultiCell(0, 6, "本证书证明该文件自 "+t+" 起存在且未被改动；它不证明文件内容的真实性。", "", "L", false)
+		p.write("本证书证明该文件自 "+t+" 起存在且未被改动；它不证明文件内容的真实性。\n", 10.5, 5.4, false)
 	}
-	pdf.MultiCell(0, 6, tr("This certificate proves the file existed unchanged since "+t+"; it does not prove its content true."), "", "L", false)
-	pdf.Ln(2)
+	p.write("This certificate proves the file existed unchanged since "+t+"; it does not prove its content true.\n", 10, 5, false)
+	p.Ln(3)
 
 	png, err := qrcode.Encode(qrText, qrcode.Medium, 512)
 	if err != nil {
 		return nil, fmt.Errorf("certificate: QR code: %w", err)
 	}
-	pdf.RegisterImageOptionsReader("qr", fpdf.ImageOptions{ImageType: "PNG"}, bytes.NewReader(png))
-	const qrSize = 42.0
-	if pdf.GetY()+qrSize+10 > 297-22 {
-		pdf.AddPage()
+	p.RegisterImageOptionsReader("qr", fpdf.ImageOptions{ImageType: "PNG"}, bytes.NewReader(png))
+	const qrSize = 40.0
+	if p.GetY()+qrSize > 297-18 {
+		p.AddPage()
 	}
-	y := pdf.GetY()
-	pdf.ImageOptions("qr", 18, y, qrSize, qrSize, false, fpdf.ImageOptions{ImageType: "PNG"}, 0, "")
-	pdf.SetXY(18+qrSize+4, y+2)
-	pdf.SetFont(family, "", 9)
-	pdf.MultiCell(0, 4.8, tr(bi("扫码或访问下列网址核验（需提供证据文件）；本证书内附存证回执，可离线核验：",
-		"Scan or open the link to verify (with the evidence file); the receipt is attached to this PDF for offline verification:")), "", "L", false)
-	pdf.SetX(18 + qrSize + 4)
-	pdf.SetFont(mono, "", 7.5)
-	pdf.MultiCell(0, 4, tr(qrText), "", "L", false)
-	pdf.SetX(18 + qrSize + 4)
-	pdf.SetFont(family, "", 9)
-	pdf.MultiCell(0, 4.8, tr(bi("离线核验：cunzheng verify --receipt 附件 --genesis 网络指纹 文件",
-		"Offline: cunzheng verify --receipt ATTACHMENT --genesis FINGERPRINT FILE")), "", "L", false)
+	y := p.GetY()
+	p.ImageOptions("qr", margin, y, qrSize, qrSize, false, fpdf.ImageOptions{ImageType: "PNG"}, 0, "")
+	textX := margin + qrSize + 4
+	p.SetLeftMargin(textX)
+	p.SetXY(textX, y+1)
+	p.SetTextColor(30, 30, 30)
+	p.write(bi("扫码或打开链接核验（需提供证据文件）。本 PDF 内附存证回执，可离线核验。",
+		"Scan or open the link to verify (with the evidence file). The receipt is attached to this PDF for offline verification.")+"\n", 8.5, 4.2, false)
+	p.write(qrText+"\n", 7.5, 3.8, true)
+	p.write("cunzheng verify --receipt "+AttachmentName(res)+" --genesis "+res.Network[:16]+"… FILE", 7.5, 3.8, true)
+	p.SetLeftMargin(margin)
 
-	pdf.SetAttachments([]fpdf.Attachment{{
+	p.SetAttachments([]fpdf.Attachment{{
 		Content:     receipt,
 		Filename:    AttachmentName(res),
 		Description: "cunzheng receipt " + res.RecordID,
 	}})
 	var out bytes.Buffer
-	if err := pdf.Output(&out); err != nil {
+	if err := p.Output(&out); err != nil {
 		return nil, fmt.Errorf("certificate: render PDF: %w", err)
 	}
 	return out.Bytes(), nil

@@ -54,6 +54,7 @@ const (
 	callerDedup     = 'd'
 	callerDigest    = 'g'
 	callerSubmitter = 'k'
+	callerApplied   = 'a'
 )
 
 func numKey(prefix byte, n uint64) []byte {
@@ -127,6 +128,11 @@ func SubmitterKey(pubkey []byte) []byte {
 	k = append(k, prefixCaller, callerSubmitter)
 	return append(k, pubkey...)
 }
+
+// AppliedKey returns the caller key holding the index of the last
+// replicated-log entry applied (8-byte big-endian), written in the same
+// batch as the entry's effect so a restart resumes exactly after it.
+func AppliedKey() []byte { return []byte{prefixCaller, callerApplied} }
 
 // SubmitterPrefix returns the prefix of every [SubmitterKey].
 func SubmitterPrefix() []byte { return []byte{prefixCaller, callerSubmitter} }

@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cunzheng/cunzheng/chain"
 	"github.com/cunzheng/cunzheng/chain/store"
+	"github.com/cunzheng/cunzheng/consensus"
 	"github.com/cunzheng/cunzheng/evidence"
 )
 
@@ -16,7 +18,15 @@ type storeKV = store.KV
 // sequencer did, and writes the block in one synced store batch (the store
 // re-derives the root and checks the hash chain and time). A block that
 // fails any check is rejected whole and nothing is written.
-func (l *Ledger) Apply(_ context.Context, data []byte, proposedHere bool) error {
+func (l *Ledger) Apply(_ context.Context, e consensus.Entry) error {
+	applied, err := l.Applied()
+	if err != nil {
+		return err
+	}
+	if e.Index <= applied {
+		return nil // replayed after a restart: already durable
+	}
+	data, proposedHere := e.Data, e.ProposedHere
 	b, err := chain.ParseBlock(data)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
@@ -32,6 +42,7 @@ func (l *Ledger) Apply(_ context.Context, data []byte, proposedHere bool) error 
 		// The sequencer admitted every entry of this very block moments ago
 		// against the same state (it is the only writer), so its writes
 		// stand.
+		kvs = append(kvs, storeKV{Key: store.AppliedKey(), Value: store.EncodeIndex(e.Index)})
 		if err := l.st.AppendBlock(b, kvs); err != nil {
 			return fmt.Errorf("apply block %d: %w", b.Header.Height, err)
 		}
@@ -50,11 +61,25 @@ func (l *Ledger) Apply(_ context.Context, data []byte, proposedHere bool) error 
 			return fmt.Errorf("apply block %d: entry %d: %w", b.Header.Height, idx, err)
 		}
 	}
+	kvs = append(kvs, storeKV{Key: store.AppliedKey(), Value: store.EncodeIndex(e.Index)})
 	if err := l.st.AppendBlock(b, kvs); err != nil {
 		return fmt.Errorf("apply block %d: %w", b.Header.Height, err)
 	}
 	l.cacheApplied(kvs)
 	return nil
+}
+
+// Applied implements consensus.FSM: the index of the last replicated-log
+// entry whose effect is durable.
+func (l *Ledger) Applied() (uint64, error) {
+	v, err := l.st.Get(store.AppliedKey())
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return store.DecodeIndex(v)
 }
 
 // entryOf decodes entry i of b and checks the leaf agrees with its block

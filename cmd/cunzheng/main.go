@@ -136,6 +136,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.submitterCommand(),
 		a.submitCommand(),
 		a.verifyCommand(),
+		a.verifierPageCommand(),
+		a.certificateCommand(),
 	)
 	return root
 }

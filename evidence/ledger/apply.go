@@ -13,12 +13,15 @@ import (
 
 type storeKV = store.KV
 
-// Apply implements consensus.FSM. It re-derives every entry of a committed
-// block from its leaf and sidecar, checks it against the log exactly as the
-// sequencer did, and writes the block in one synced store batch (the store
-// re-derives the root and checks the hash chain and time). A block that
-// fails any check is rejected whole and nothing is written.
-func (l *Ledger) Apply(_ context.Context, e consensus.Entry) error {
+// Apply implements consensus.FSM. A block entry is checked entry by entry
+// (each leaf re-derived from its sidecar and admitted against the log as
+// the sequencer did) and written in one synced store batch, which re-derives
+// the root and checks the hash chain and time. A committed entry that fails
+// its checks is skipped on every honest replica alike, with an alarm: only a
+// faulty or malicious proposer produces one, and followers refuse to
+// acknowledge such entries before they can commit (Check). Apply returns an
+// error only when this replica cannot write.
+func (l *Ledger) Apply(ctx context.Context, e consensus.Entry) error {
 	applied, err := l.Applied()
 	if err != nil {
 		return err
@@ -26,47 +29,77 @@ func (l *Ledger) Apply(_ context.Context, e consensus.Entry) error {
 	if e.Index <= applied {
 		return nil // replayed after a restart: already durable
 	}
-	data, proposedHere := e.Data, e.ProposedHere
-	b, err := chain.ParseBlock(data)
+	kind, payload, err := unwrapEntry(e.Data)
 	if err != nil {
-		return fmt.Errorf("apply: %w", err)
-	}
-	if b.Header.Origin != l.manifest.Origin {
-		return fmt.Errorf("apply block %d: origin %q is not this network's %q", b.Header.Height, b.Header.Origin, l.manifest.Origin)
-	}
-	l.cacheMu.Lock()
-	kvs, reuse := l.proposed.kvs, proposedHere && l.proposed.hash == b.Header.Hash()
-	l.proposed.kvs = nil
-	l.cacheMu.Unlock()
-	if reuse {
-		// The sequencer admitted every entry of this very block moments ago
-		// against the same state (it is the only writer), so its writes
-		// stand.
-		kvs = append(kvs, storeKV{Key: store.AppliedKey(), Value: store.EncodeIndex(e.Index)})
-		if err := l.st.AppendBlock(b, kvs); err != nil {
-			return fmt.Errorf("apply block %d: %w", b.Header.Height, err)
-		}
-		l.cacheApplied(kvs)
+		l.alarm("committed log entry is malformed", "entry", e.Index, "err", err)
 		return nil
 	}
-	ov := overlay{}
-	kvs = make([]storeKV, 0, 2*len(b.Leaves))
-	for i, leafBytes := range b.Leaves {
-		idx := b.Header.FirstIndex + uint64(i)
-		p, err := l.entryOf(b, i, leafBytes, proposedHere)
-		if err == nil {
-			err = l.admit(p, idx, ov, &kvs)
-		}
-		if err != nil {
-			return fmt.Errorf("apply block %d: entry %d: %w", b.Header.Height, idx, err)
+	switch kind {
+	case entryFinal:
+		return l.applyFinal(e.Index, payload)
+	}
+	err = l.applyBlock(e, payload)
+	if errors.Is(err, errStore) {
+		return err
+	}
+	if err != nil {
+		l.alarm("committed block rejected", "entry", e.Index, "err", err)
+		return nil
+	}
+	l.kickSigner()
+	return nil
+}
+
+// errStore marks a failure to write, as opposed to a block that is wrong.
+var errStore = errors.New("ledger: store write failed")
+
+func (l *Ledger) applyBlock(e consensus.Entry, data []byte) error {
+	b, err := chain.ParseBlock(data)
+	if err != nil {
+		return err
+	}
+	if b.Header.Origin != l.manifest.Origin {
+		return fmt.Errorf("block %d: origin %q is not this network's %q", b.Header.Height, b.Header.Origin, l.manifest.Origin)
+	}
+	l.cacheMu.Lock()
+	kvs, reuse := l.proposed.kvs, e.ProposedHere && l.proposed.hash == b.Header.Hash()
+	l.proposed.kvs = nil
+	l.cacheMu.Unlock()
+	if !reuse {
+		// The sequencer admits every entry of the block it proposes against
+		// the same state (it is the only writer), so only blocks from
+		// elsewhere are checked here.
+		if kvs, err = l.checkBlock(b, !e.ProposedHere); err != nil {
+			return err
 		}
 	}
 	kvs = append(kvs, storeKV{Key: store.AppliedKey(), Value: store.EncodeIndex(e.Index)})
 	if err := l.st.AppendBlock(b, kvs); err != nil {
-		return fmt.Errorf("apply block %d: %w", b.Header.Height, err)
+		if errors.Is(err, store.ErrBadBlock) {
+			return err
+		}
+		return fmt.Errorf("%w: block %d: %w", errStore, b.Header.Height, err)
 	}
 	l.cacheApplied(kvs)
 	return nil
+}
+
+// checkBlock admits every entry of b against the log (the hash chain, root
+// and time are the store's to check) and returns the index writes.
+func (l *Ledger) checkBlock(b *chain.Block, verifySigs bool) ([]storeKV, error) {
+	ov := overlay{}
+	kvs := make([]storeKV, 0, 2*len(b.Leaves))
+	for i, leafBytes := range b.Leaves {
+		idx := b.Header.FirstIndex + uint64(i)
+		p, err := l.entryOf(b, i, leafBytes, !verifySigs)
+		if err == nil {
+			err = l.admit(p, idx, ov, &kvs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("block %d: entry %d: %w", b.Header.Height, idx, err)
+		}
+	}
+	return kvs, nil
 }
 
 // Applied implements consensus.FSM: the index of the last replicated-log

@@ -11,48 +11,6 @@ import (
 	"github.com/cunzheng/cunzheng/evidence"
 )
 
-// finalizeHead signs a checkpoint for the head tree and, when the policy is
-// met, stores it as final. The store records "signed size N, root R" with a
-// sync before the signature exists, and refuses another root for N, so no
-// crash or restart can make this node sign two trees of one size.
-func (l *Ledger) finalizeHead() error {
-	size := l.st.TreeSize()
-	if size == 0 {
-		return nil
-	}
-	latest, _, err := l.st.LatestCheckpoint()
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if err == nil && latest >= size {
-		return nil
-	}
-	root, err := l.st.TreeHash(size)
-	if err != nil {
-		return fmt.Errorf("finalize %d: %w", size, err)
-	}
-	if err := l.st.RecordSigned(size, root); err != nil {
-		return fmt.Errorf("finalize %d: %w", size, err)
-	}
-	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: l.manifest.Origin, Size: int64(size), Root: root}, l.signer)
-	if err != nil {
-		return err
-	}
-	if _, err := checkpoint.Open(signed, l.policy); err != nil {
-		// One signature is not a quorum in a network of several
-		// institutions; finality then waits for the others' signatures.
-		l.log.Info("checkpoint signed, awaiting co-signatures", "size", size, "reason", err)
-		return nil
-	}
-	if err := l.st.PutCheckpoint(size, signed); err != nil {
-		return fmt.Errorf("finalize %d: %w", size, err)
-	}
-	l.cacheMu.Lock()
-	l.final = finalCache{prevSize: latest, size: size, signed: signed}
-	l.cacheMu.Unlock()
-	return nil
-}
-
 // finalCache remembers the latest final checkpoint, which covers every
 // record of the newest block: the receipts handed out right after a commit
 // need no store lookup for it.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -40,6 +41,8 @@ var (
 	ErrClosed           = errors.New("ledger: closed")
 	ErrInsufficientDisk = errors.New("ledger: not enough free disk space")
 	ErrOverloaded       = errors.New("ledger: too many pending submissions")
+	ErrNotLeader        = errors.New("ledger: not the leader")
+	ErrSyncing          = errors.New("ledger: catching up with the network")
 )
 
 // Defaults for Config fields left zero.
@@ -51,12 +54,21 @@ const (
 
 // Config configures a Ledger. Zero values of optional fields take defaults.
 type Config struct {
-	Store           *store.Store
-	Genesis         []byte                                // canonical genesis manifest
-	Signer          note.Signer                           // this institution's checkpoint key
-	Now             func() time.Time                      // nil = time.Now
-	Logger          *slog.Logger                          // nil = discard
-	SpaceCheck      func() error                          // nil = no check; returns ErrInsufficientDisk-wrapping errors
+	Store      *store.Store
+	Genesis    []byte           // canonical genesis manifest
+	Signer     note.Signer      // this institution's checkpoint key
+	Now        func() time.Time // nil = time.Now
+	Logger     *slog.Logger     // nil = discard
+	SpaceCheck func() error     // nil = no check; returns ErrInsufficientDisk-wrapping errors
+	// SendCosignature delivers this replica's checkpoint signature to the
+	// collector (the leader); nil = this replica collects itself.
+	SendCosignature func(ctx context.Context, signed []byte) error
+	// IsLeader reports whether this replica sequences blocks; nil = always.
+	IsLeader func() bool
+	// Forward hands a submission ("submission") or governance entry
+	// ("governance") to the leader and returns its index once final there;
+	// needed when IsLeader can be false.
+	Forward         func(ctx context.Context, kind string, payload []byte) (index uint64, existing bool, err error)
 	NewOrderer      func(consensus.FSM) consensus.Orderer // nil = consensus.NewSolo
 	BatchMaxRecords int
 	BatchInterval   time.Duration
@@ -94,8 +106,22 @@ type Ledger struct {
 		hash [32]byte
 		kvs  []storeKV
 	}
-	submitters map[string]byte // submitter key → registry state (absent = look in store)
-	final      finalCache
+	submitters  map[string]byte // submitter key → registry state (absent = look in store)
+	final       finalCache
+	finalNotify chan struct{} // closed and replaced when a final checkpoint is applied
+	alarms      []string
+
+	// Finality: signatures gathered per tree size (sigMu), the newest size
+	// with a quorum handed to the finalizer.
+	sigMu       sync.Mutex
+	sigs        map[uint64]map[string]string // size → signer name → signature line
+	quorum      chan uint64
+	headChanged chan struct{}
+	sendCosig   func(ctx context.Context, signed []byte) error
+	isLeader    func() bool
+	forward     func(ctx context.Context, kind string, payload []byte) (uint64, bool, error)
+	syncingFlag atomic.Bool
+	wg          sync.WaitGroup
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -132,16 +158,23 @@ func Open(cfg Config) (*Ledger, error) {
 	}
 	l := &Ledger{
 		st: cfg.Store, manifest: m, genesis: cfg.Genesis, fp: sha256.Sum256(cfg.Genesis),
-		policy:     checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)},
-		signer:     cfg.Signer,
-		now:        cfg.Now,
-		log:        cfg.Logger,
-		space:      cfg.SpaceCheck,
-		maxBatch:   cfg.BatchMaxRecords,
-		interval:   cfg.BatchInterval,
-		inQueue:    map[string]*pending{},
-		submitters: map[string]byte{},
-		done:       make(chan struct{}),
+		policy:      checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)},
+		signer:      cfg.Signer,
+		now:         cfg.Now,
+		log:         cfg.Logger,
+		space:       cfg.SpaceCheck,
+		maxBatch:    cfg.BatchMaxRecords,
+		interval:    cfg.BatchInterval,
+		inQueue:     map[string]*pending{},
+		submitters:  map[string]byte{},
+		done:        make(chan struct{}),
+		sigs:        map[uint64]map[string]string{},
+		quorum:      make(chan uint64, 1),
+		headChanged: make(chan struct{}, 1),
+		finalNotify: make(chan struct{}),
+		sendCosig:   cfg.SendCosignature,
+		isLeader:    cfg.IsLeader,
+		forward:     cfg.Forward,
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -165,13 +198,22 @@ func Open(cfg Config) (*Ledger, error) {
 	} else {
 		l.orderer = consensus.NewSolo(l)
 	}
-	// A crash between applying a block and storing its checkpoint leaves a
-	// head without a final checkpoint; finish that work before serving.
-	if err := l.finalizeHead(); err != nil {
+	if size, signed, err := l.st.LatestCheckpoint(); err == nil {
+		l.final = finalCache{size: size, signed: signed}
+		// prevSize stays 0: covering() then consults the store for any
+		// index below size, which is always right.
+		l.final.prevSize = size
+	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
+	l.wg.Add(2)
+	go l.signTrees(ctx)
+	go l.finalizeTrees(ctx)
+	// A crash between applying a block and finalizing it leaves a head
+	// without a final checkpoint; sign it again now.
+	l.kickSigner()
 	go l.sequence(ctx)
 	return l, nil
 }
@@ -181,8 +223,13 @@ func Open(cfg Config) (*Ledger, error) {
 func (l *Ledger) Close() error {
 	l.cancel()
 	<-l.done
+	l.wg.Wait()
 	return l.orderer.Close()
 }
+
+// syncing reports whether the replica is catching up (block sync); it then
+// neither signs nor serves.
+func (l *Ledger) syncing() bool { return l.syncingFlag.Load() }
 
 // Manifest returns the manifest in force.
 func (l *Ledger) Manifest() *evidence.Manifest { return l.manifest }
@@ -210,6 +257,16 @@ func (l *Ledger) Submit(ctx context.Context, subBytes []byte) (index uint64, exi
 // SubmitGovernance applies a signed governance entry and returns its index
 // once final. An identical entry already in the log returns its index.
 func (l *Ledger) SubmitGovernance(ctx context.Context, entry []byte) (index uint64, existing bool, err error) {
+	return l.submitGovernance(ctx, entry, true)
+}
+
+// SubmitGovernanceHere is SubmitGovernance for an entry forwarded by
+// another replica: it never forwards again.
+func (l *Ledger) SubmitGovernanceHere(ctx context.Context, entry []byte) (uint64, bool, error) {
+	return l.submitGovernance(ctx, entry, false)
+}
+
+func (l *Ledger) submitGovernance(ctx context.Context, entry []byte, mayForward bool) (uint64, bool, error) {
 	g, err := evidence.ParseGovernance(entry)
 	if err != nil {
 		return 0, false, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -219,12 +276,47 @@ func (l *Ledger) SubmitGovernance(ctx context.Context, entry []byte) (index uint
 	}
 	key := governanceDedupKey(g, entry)
 	if idx, ok, err := l.committedIndex(key); err != nil || ok {
+		if err == nil {
+			err = l.WaitFinal(ctx, idx)
+		}
 		return idx, ok, err
 	}
-	return l.enqueue(ctx, &pending{typ: evidence.EntryGovernance, gov: g, govBytes: entry, key: key})
+	if !l.leader() {
+		return l.forwarded(ctx, mayForward, "governance", entry)
+	}
+	return l.finalAfter(l.enqueue(ctx, &pending{typ: evidence.EntryGovernance, gov: g, govBytes: entry, key: key}))
 }
 
-func (l *Ledger) enqueue(ctx context.Context, p *pending) (uint64, bool, error) {
+// leader reports whether this replica sequences blocks.
+func (l *Ledger) leader() bool { return l.isLeader == nil || l.isLeader() }
+
+// forwarded hands an entry to the leader and waits until this replica has
+// applied the final checkpoint that covers it.
+func (l *Ledger) forwarded(ctx context.Context, mayForward bool, kind string, payload []byte) (uint64, bool, error) {
+	if !mayForward || l.forward == nil {
+		return 0, false, fmt.Errorf("%w: this replica is not the leader", ErrNotLeader)
+	}
+	idx, existing, err := l.forward(ctx, kind, payload)
+	if err != nil {
+		return 0, false, err
+	}
+	return idx, existing, l.WaitFinal(ctx, idx)
+}
+
+// finalAfter waits for finality of a freshly committed entry.
+func (l *Ledger) finalAfter(ctx context.Context, idx uint64, existing bool, err error) (uint64, bool, error) {
+	if err != nil {
+		return idx, existing, err
+	}
+	return idx, existing, l.WaitFinal(ctx, idx)
+}
+
+func (l *Ledger) enqueue(ctx context.Context, p *pending) (context.Context, uint64, bool, error) {
+	idx, existing, err := l.enqueueWait(ctx, p)
+	return ctx, idx, existing, err
+}
+
+func (l *Ledger) enqueueWait(ctx context.Context, p *pending) (uint64, bool, error) {
 	if l.space != nil {
 		if err := l.space(); err != nil {
 			return 0, false, err
@@ -295,9 +387,29 @@ func (l *Ledger) Prepare(subBytes []byte) (*Prepared, error) {
 
 // SubmitPrepared preserves a prepared Submission; see Submit.
 func (l *Ledger) SubmitPrepared(ctx context.Context, p *Prepared) (index uint64, existing bool, err error) {
+	return l.submitPrepared(ctx, p, true)
+}
+
+// SubmitHere is Submit for a submission forwarded by another replica: it
+// never forwards again.
+func (l *Ledger) SubmitHere(ctx context.Context, subBytes []byte) (uint64, bool, error) {
+	p, err := l.Prepare(subBytes)
+	if err != nil {
+		return 0, false, err
+	}
+	return l.submitPrepared(ctx, p, false)
+}
+
+func (l *Ledger) submitPrepared(ctx context.Context, p *Prepared, mayForward bool) (uint64, bool, error) {
 	key := evidenceDedupKey(p.sub)
 	if idx, ok, err := l.committedIndex(key); err != nil || ok {
+		if err == nil {
+			err = l.WaitFinal(ctx, idx)
+		}
 		return idx, ok, err
 	}
-	return l.enqueue(ctx, &pending{typ: evidence.EntryEvidence, sub: p.sub, subBytes: p.bytes, key: key})
+	if !l.leader() {
+		return l.forwarded(ctx, mayForward, "submission", p.bytes)
+	}
+	return l.finalAfter(l.enqueue(ctx, &pending{typ: evidence.EntryEvidence, sub: p.sub, subBytes: p.bytes, key: key}))
 }

@@ -118,10 +118,10 @@ func (l *Ledger) commit(ctx context.Context, batch []*pending) {
 		l.cacheMu.Lock()
 		l.proposed.hash, l.proposed.kvs = b.Header.Hash(), kvs
 		l.cacheMu.Unlock()
-		err = l.orderer.Propose(ctx, enc)
+		err = l.orderer.Propose(ctx, wrapEntry(entryBlock, enc))
 	}
-	if err == nil {
-		err = l.finalizeHead()
+	if h, ok := l.st.Head(); err == nil && (!ok || h.Hash() != b.Header.Hash()) {
+		err = fmt.Errorf("block %d was committed but not applied (see alarms); retry", height)
 	}
 	if err != nil {
 		l.log.Error("block not committed", "height", height, "records", len(kept), "err", err)

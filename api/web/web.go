@@ -5,8 +5,8 @@
 //
 // The page hashes the evidence file in the browser, incrementally, with a
 // WebAssembly SHA-256 (the vendored hash-wasm build: WebCrypto cannot hash a
-// stream, and Go's own SHA-256 compiled to WebAssembly is several times
-// slower), and reaches its verdict with evidence/verify compiled to
+// stream, and Go's own SHA-256 compiled to WebAssembly ran at half its
+// speed in BenchmarkHashing), and reaches its verdict with evidence/verify compiled to
 // WebAssembly (package ./wasm) against the genesis fingerprint pinned in the
 // page — the node only answers which records carry a digest.
 //

@@ -77,6 +77,9 @@ var fieldP = [32]byte{0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
 // lookup and a comparison, cheap enough for every parse; a test checks it
 // against a full point decoding.
 func checkEd25519Key(field string, key []byte) error {
+	if len(key) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: %s: ed25519 key is %d bytes", ErrMalformed, field, len(key))
+	}
 	if smallOrderKeys[[32]byte(key)] {
 		return fmt.Errorf("%w: %s: ed25519 key of small order", ErrMalformed, field)
 	}

@@ -175,35 +175,11 @@ func (m *Manifest) Validate() error {
 	voting := 0
 	for i, mem := range m.Members {
 		where := fmt.Sprintf("member %d (%s)", i, mem.Name)
-		if err := ValidKeyName(mem.Name); err != nil {
+		if err := mem.validate(); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
-		}
-		if _, ok := roleNames[mem.Role]; !ok {
-			return fmt.Errorf("%w: %s: missing or unknown role", ErrMalformed, where)
 		}
 		if mem.Role.Voting() {
 			voting++
-		}
-		if mem.RaftID == 0 {
-			return fmt.Errorf("%w: %s: raft_id must be non-zero", ErrMalformed, where)
-		}
-		v, err := note.NewVerifier(mem.NoteKey)
-		if err != nil {
-			return fmt.Errorf("%w: %s: note key: %v", ErrMalformed, where, err)
-		}
-		if v.Name() != mem.Name {
-			return fmt.Errorf("%w: %s: note key is named %q", ErrMalformed, where, v.Name())
-		}
-		if len(mem.AdminKey) != 32 {
-			return fmt.Errorf("%w: %s: admin key must be a 32-byte Ed25519 key", ErrMalformed, where)
-		}
-		for _, a := range mem.Addrs {
-			if err := checkText("address", a); err != nil || a == "" {
-				return fmt.Errorf("%w: %s: bad address %q", ErrMalformed, where, a)
-			}
-		}
-		if err := checkText("peer id", mem.PeerID); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
 		}
 		if names[mem.Name] || ids[mem.RaftID] || (mem.PeerID != "" && peers[mem.PeerID]) || admins[string(mem.AdminKey)] {
 			return fmt.Errorf("%w: %s: duplicate name, raft_id, peer_id or admin key", ErrMalformed, where)
@@ -221,6 +197,38 @@ func (m *Manifest) Validate() error {
 			ErrMalformed, m.Threshold, voting, voting/2+1, voting)
 	}
 	return nil
+}
+
+// validate checks one member on its own.
+func (mem *Member) validate() error {
+	if err := ValidKeyName(mem.Name); err != nil {
+		return err
+	}
+	if _, ok := roleNames[mem.Role]; !ok {
+		return fmt.Errorf("%w: missing or unknown role", ErrMalformed)
+	}
+	if mem.RaftID == 0 {
+		return fmt.Errorf("%w: raft_id must be non-zero", ErrMalformed)
+	}
+	v, err := note.NewVerifier(mem.NoteKey)
+	if err != nil {
+		return fmt.Errorf("%w: note key: %v", ErrMalformed, err)
+	}
+	if v.Name() != mem.Name {
+		return fmt.Errorf("%w: note key is named %q", ErrMalformed, v.Name())
+	}
+	if len(mem.AdminKey) != 32 || checkEd25519Key("admin key", mem.AdminKey) != nil {
+		return fmt.Errorf("%w: admin key must be a 32-byte Ed25519 public key", ErrMalformed)
+	}
+	for _, a := range mem.Addrs {
+		if err := checkText("address", a); err != nil || a == "" || len(a) > 255 {
+			return fmt.Errorf("%w: bad address %q", ErrMalformed, a)
+		}
+	}
+	if len(mem.Addrs) > 16 {
+		return fmt.Errorf("%w: more than 16 addresses", ErrMalformed)
+	}
+	return checkText("peer id", mem.PeerID)
 }
 
 // DefaultThreshold is a majority of the voting members.
@@ -434,4 +442,40 @@ func (m *Manifest) IsAdmin(k PublicKey) bool {
 		}
 	}
 	return false
+}
+
+// MaxDescriptorSize bounds a member descriptor file.
+const MaxDescriptorSize = 16 << 10
+
+// MarshalDescriptor renders a member's public descriptor (descriptor.json):
+// what an institution sends the others so `cunzheng genesis` can combine
+// them into a manifest.
+func MarshalDescriptor(m *Member) ([]byte, error) {
+	out, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+// ParseDescriptor strictly parses a member descriptor and checks it on its
+// own (name, role, raft ID, keys); uniqueness across members is checked when
+// a manifest is built from several.
+func ParseDescriptor(data []byte) (*Member, error) {
+	if len(data) > MaxDescriptorSize {
+		return nil, fmt.Errorf("%w: descriptor is %d bytes", ErrTooLarge, len(data))
+	}
+	var m Member
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: descriptor: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: descriptor: trailing data", ErrMalformed)
+	}
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("descriptor: %w", err)
+	}
+	return &m, nil
 }

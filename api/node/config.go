@@ -26,11 +26,15 @@ type Config struct {
 	BatchInterval   time.Duration // wait this long to fill a block
 	DiskHeadroom    uint64        // refuse submissions (507) below this many free bytes
 	LogLevel        string        // debug, info, warn, error
+	P2PListen       string        // libp2p listen multiaddr
+	P2PKey          string        // libp2p identity key file
+	PSKFile         string        // optional private-network pre-shared key file ("" = none)
 }
 
 // Defaults.
 const (
 	DefaultListen       = "127.0.0.1:8080"
+	DefaultP2PListen    = "/ip4/127.0.0.1/tcp/4001"
 	DefaultDiskHeadroom = 256 << 20
 	// MaxConfigSize bounds a configuration file.
 	MaxConfigSize = 64 << 10
@@ -41,6 +45,7 @@ func defaultConfig() Config {
 		Listen: DefaultListen, Genesis: "genesis.json", NoteKey: "note.key",
 		APITokenFile: "api.token", DataDir: "data", BatchMaxRecords: 4096,
 		BatchInterval: 2 * time.Millisecond, DiskHeadroom: DefaultDiskHeadroom, LogLevel: "info",
+		P2PListen: DefaultP2PListen, P2PKey: "p2p.key",
 	}
 }
 
@@ -86,6 +91,12 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 			}
 		case "disk_headroom":
 			c.DiskHeadroom, err = parseBytes(val)
+		case "p2p_listen":
+			c.P2PListen = val
+		case "p2p_key":
+			c.P2PKey = val
+		case "psk_file":
+			c.PSKFile = val
 		case "log_level":
 			switch val {
 			case "debug", "info", "warn", "error":
@@ -127,7 +138,7 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if env != nil {
-		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level"} {
+		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level", "p2p_listen", "p2p_key", "psk_file"} {
 			if v := env("CUNZHENG_" + strings.ToUpper(key)); v != "" {
 				if err := set(0, key, v); err != nil {
 					return nil, err
@@ -206,4 +217,14 @@ disk_headroom = 256MiB
 
 # debug, info, warn or error.
 log_level = info
+
+# Peer-to-peer (libp2p) address where the other institutions' nodes reach
+# this one, and this node's libp2p identity. Only peers listed in the
+# network's manifest may connect.
+p2p_listen = %s
+p2p_key = p2p.key
+
+# Optional private-network pre-shared key file (32 random bytes, hex), the
+# same on every node of the network. Empty: none.
+psk_file =
 `

@@ -8,7 +8,7 @@ import (
 )
 
 func TestParseConfigTemplate(t *testing.T) {
-	c, err := ParseConfig(fmt.Appendf(nil, configTemplate, "court.example", "court", "127.0.0.1:9000"), nil)
+	c, err := ParseConfig(fmt.Appendf(nil, configTemplate, "court.example", "court", "127.0.0.1:9000", DefaultP2PListen), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -16,7 +16,7 @@ func TestParseConfigTemplate(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 	env := map[string]string{"CUNZHENG_LISTEN": "127.0.0.1:1", "CUNZHENG_DISK_HEADROOM": "1GiB"}
-	c, err = ParseConfig(fmt.Appendf(nil, configTemplate, "a", "court", "x"), func(k string) string { return env[k] })
+	c, err = ParseConfig(fmt.Appendf(nil, configTemplate, "a", "court", "x", DefaultP2PListen), func(k string) string { return env[k] })
 	if err != nil || c.Listen != "127.0.0.1:1" || c.DiskHeadroom != 1<<30 {
 		t.Fatalf("env override: %+v %v", c, err)
 	}
@@ -45,7 +45,7 @@ func TestParseConfigRejects(t *testing.T) {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	f.Add(fmt.Appendf(nil, configTemplate, "court.example", "court", "127.0.0.1:8080"))
+	f.Add(fmt.Appendf(nil, configTemplate, "court.example", "court", "127.0.0.1:8080", DefaultP2PListen))
 	f.Add([]byte("name = \"a b\"\nrole = court\ndisk_headroom = 9GiB\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data, nil)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +21,9 @@ import (
 	"syscall"
 	"time"
 
+	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/cunzheng/cunzheng/api"
@@ -38,6 +42,10 @@ const (
 	AdminKeyFile = "admin.key"
 	AdminPubFile = "admin.pub"
 	TokenFile    = "api.token"
+	P2PKeyFile   = "p2p.key"
+	// DescriptorFile is the node's public description, sent to the other
+	// institutions for `cunzheng genesis`.
+	DescriptorFile = "descriptor.json"
 )
 
 // ConfigPath returns the configuration file of a node directory.
@@ -50,6 +58,9 @@ type InitOptions struct {
 	Role   string // court, notary, time-service, appraisal, observer
 	Origin string // "" = <name>/log
 	Listen string // "" = DefaultListen
+	// P2PListen is the libp2p multiaddr the other institutions dial
+	// ("" = DefaultP2PListen).
+	P2PListen string
 }
 
 // InitResult reports what Init wrote.
@@ -58,6 +69,9 @@ type InitResult struct {
 	Origin                                              string
 	ConfigPath, GenesisPath, AdminKeyPath, AdminPubPath string
 	NoteKeyPath, TokenPath                              string
+	DescriptorPath                                      string
+	PeerID                                              string
+	RaftID                                              uint64
 }
 
 // Init creates a node directory for a one-institution network: keys (0600),
@@ -89,6 +103,12 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if strings.ContainsAny(opts.Listen, " \n\"#") {
 		return nil, fmt.Errorf("init: --listen %q is not an address", opts.Listen)
 	}
+	if opts.P2PListen == "" {
+		opts.P2PListen = DefaultP2PListen
+	}
+	if _, err := multiaddr.NewMultiaddr(opts.P2PListen); err != nil || strings.ContainsAny(opts.P2PListen, " \n\"#") {
+		return nil, fmt.Errorf("init: --p2p-listen %q is not a multiaddr", opts.P2PListen)
+	}
 	if _, err := os.Stat(ConfigPath(opts.Dir)); err == nil {
 		return nil, fmt.Errorf("init: %s already exists; refusing to overwrite a node", ConfigPath(opts.Dir))
 	}
@@ -100,11 +120,34 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	p2pKey, _, err := p2pcrypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	p2pKeyBytes, err := p2pcrypto.MarshalPrivateKey(p2pKey)
+	if err != nil {
+		return nil, err
+	}
+	peerID, err := peer.IDFromPrivateKey(p2pKey)
+	if err != nil {
+		return nil, err
+	}
+	// Raft IDs are never reused: a random 63-bit ID per node directory, so
+	// a wiped or restored node necessarily rejoins as a new member.
+	var idb [8]byte
+	rand.Read(idb[:])
+	raftID := binary.BigEndian.Uint64(idb[:])>>1 | 1
+	self := evidence.Member{
+		Name: opts.Name, Role: role, RaftID: raftID, PeerID: peerID.String(),
+		Addrs: []string{opts.P2PListen}, NoteKey: vkey, AdminKey: adminPub,
+	}
+	descriptor, err := evidence.MarshalDescriptor(&self)
+	if err != nil {
+		return nil, err
+	}
 	m := &evidence.Manifest{
 		Origin: opts.Origin, Sequence: 1,
-		Members: []evidence.Member{{
-			Name: opts.Name, Role: role, RaftID: 1, NoteKey: vkey, AdminKey: adminPub,
-		}},
+		Members:   []evidence.Member{self},
 		CreatedAt: uint64(time.Now().Unix()),
 	}
 	m.Threshold = evidence.DefaultThreshold(m.Members)
@@ -128,9 +171,11 @@ func Init(opts InitOptions) (*InitResult, error) {
 		{AdminKeyFile, evidence.MarshalPrivateKey(adminPriv), 0o600},
 		{AdminPubFile, evidence.MarshalPublicKey(adminPub), 0o644},
 		{TokenFile, []byte(hex.EncodeToString(token) + "\n"), 0o600},
+		{P2PKeyFile, p2pKeyBytes, 0o600},
+		{DescriptorFile, descriptor, 0o644},
 		{GenesisFile, manifestFile, 0o644},
 		// The configuration goes last: its presence marks a complete node.
-		{ConfigFile, fmt.Appendf(nil, configTemplate, opts.Name, opts.Role, opts.Listen), 0o644},
+		{ConfigFile, fmt.Appendf(nil, configTemplate, opts.Name, opts.Role, opts.Listen, opts.P2PListen), 0o644},
 	}
 	for _, f := range files {
 		if err := writeFileSync(filepath.Join(opts.Dir, f.name), f.data, f.mode); err != nil {
@@ -139,12 +184,15 @@ func Init(opts InitOptions) (*InitResult, error) {
 	}
 	return &InitResult{
 		Fingerprint: fp, Origin: opts.Origin,
-		ConfigPath:   ConfigPath(opts.Dir),
-		GenesisPath:  filepath.Join(opts.Dir, GenesisFile),
-		AdminKeyPath: filepath.Join(opts.Dir, AdminKeyFile),
-		AdminPubPath: filepath.Join(opts.Dir, AdminPubFile),
-		NoteKeyPath:  filepath.Join(opts.Dir, NoteKeyFile),
-		TokenPath:    filepath.Join(opts.Dir, TokenFile),
+		ConfigPath:     ConfigPath(opts.Dir),
+		GenesisPath:    filepath.Join(opts.Dir, GenesisFile),
+		AdminKeyPath:   filepath.Join(opts.Dir, AdminKeyFile),
+		AdminPubPath:   filepath.Join(opts.Dir, AdminPubFile),
+		NoteKeyPath:    filepath.Join(opts.Dir, NoteKeyFile),
+		TokenPath:      filepath.Join(opts.Dir, TokenFile),
+		DescriptorPath: filepath.Join(opts.Dir, DescriptorFile),
+		PeerID:         peerID.String(),
+		RaftID:         raftID,
 	}, nil
 }
 

@@ -88,9 +88,6 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("init: --role: %w", err)
 	}
-	if !role.Voting() {
-		return nil, errors.New("init: a one-institution network needs a voting role (an observer only follows other institutions)")
-	}
 	if opts.Origin == "" {
 		opts.Origin = opts.Name + "/log"
 	}
@@ -145,17 +142,23 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &evidence.Manifest{
-		Origin: opts.Origin, Sequence: 1,
-		Members:   []evidence.Member{self},
-		CreatedAt: uint64(time.Now().Unix()),
+	// A voting institution can run alone at once: it gets a genesis
+	// manifest of a network of one. An observer only follows a network, so
+	// it waits for the manifest `cunzheng genesis` makes.
+	var manifestFile []byte
+	var fp evidence.Fingerprint
+	if role.Voting() {
+		m := &evidence.Manifest{
+			Origin: opts.Origin, Sequence: 1,
+			Members:   []evidence.Member{self},
+			CreatedAt: uint64(time.Now().Unix()),
+		}
+		m.Threshold = evidence.DefaultThreshold(m.Members)
+		if manifestFile, err = evidence.MarshalManifestFile(m); err != nil {
+			return nil, fmt.Errorf("init: manifest: %w", err)
+		}
+		fp, _ = m.Fingerprint()
 	}
-	m.Threshold = evidence.DefaultThreshold(m.Members)
-	manifestFile, err := evidence.MarshalManifestFile(m)
-	if err != nil {
-		return nil, fmt.Errorf("init: manifest: %w", err)
-	}
-	fp, _ := m.Fingerprint()
 	token := make([]byte, 24)
 	rand.Read(token)
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
@@ -178,6 +181,9 @@ func Init(opts InitOptions) (*InitResult, error) {
 		{ConfigFile, fmt.Appendf(nil, configTemplate, opts.Name, opts.Role, opts.Listen, opts.P2PListen), 0o644},
 	}
 	for _, f := range files {
+		if f.data == nil {
+			continue
+		}
 		if err := writeFileSync(filepath.Join(opts.Dir, f.name), f.data, f.mode); err != nil {
 			return nil, fmt.Errorf("init: %w", err)
 		}

@@ -44,7 +44,8 @@ ORIGIN is the log's schema-less URL (default NAME/log).`,
 			}
 			fmt.Fprintf(a.stdout, "genesis fingerprint  %s\norigin               %s\nconfig               %s\ngenesis manifest     %s\nadmin key            %s (secret)\nadmin public key     %s\ncheckpoint key       %s (secret)\nAPI token            %s (secret)\n",
 				res.Fingerprint, res.Origin, res.ConfigPath, res.GenesisPath, res.AdminKeyPath, res.AdminPubPath, res.NoteKeyPath, res.TokenPath)
-			fmt.Fprintf(a.stdout, "\nstart it with: cunzheng node --dir %s\n", opts.Dir)
+			fmt.Fprintf(a.stdout, "descriptor           %s (send it to the other institutions)\npeer ID              %s\nraft ID              %d\n", res.DescriptorPath, res.PeerID, res.RaftID)
+			fmt.Fprintf(a.stdout, "\nstart it alone with: cunzheng node --dir %s\nor combine descriptors into a network: cunzheng genesis --origin ORIGIN -o genesis.json A/descriptor.json B/descriptor.json ...\n", opts.Dir)
 			return nil
 		},
 	}
@@ -54,5 +55,6 @@ ORIGIN is the log's schema-less URL (default NAME/log).`,
 	f.StringVar(&opts.Role, "role", "", "court, notary, time-service, appraisal or observer")
 	f.StringVar(&opts.Origin, "origin", "", "log origin, a schema-less URL (default NAME/log)")
 	f.StringVar(&opts.Listen, "listen", "", "HTTP listen address written to the config (default "+node.DefaultListen+")")
+	f.StringVar(&opts.P2PListen, "p2p-listen", "", "libp2p listen multiaddr written to the config and descriptor (default "+node.DefaultP2PListen+")")
 	return c
 }

@@ -138,6 +138,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.verifyCommand(),
 		a.verifierPageCommand(),
 		a.certificateCommand(),
+		a.genesisCommand(),
 	)
 	return root
 }

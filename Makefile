@@ -4,7 +4,7 @@ BIN     := bin/cunzheng
 PKGS    := ./...
 FUZZTIME ?= 5s
 
-.PHONY: all build run test bench fuzz lint soak clean
+.PHONY: all build run test bench fuzz lint soak clean generate
 
 all: build
 
@@ -22,7 +22,13 @@ test: lint
 
 ## bench: the benchmarks named in the issues, with their reference figures
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./testnet/ ./chain/store/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./testnet/
+	$(GO) test -run '^$$' -bench AppendBlock -benchtime 300x ./chain/store/
+	$(GO) test -run '^$$' -bench 'Hashing|DropToVerdict' -benchtime 3x ./api/web/
+
+## generate: rebuild the committed WASM verifier and page assets (commit the result)
+generate:
+	$(GO) generate ./api/web
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

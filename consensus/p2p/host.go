@@ -403,7 +403,7 @@ func (g *allowGater) InterceptSecured(dir network.Direction, id peer.ID, addrs n
 	if g.allowed(id) {
 		return true
 	}
-	g.log.Warn("rejected connection from peer not on allowlist", "peer", id,
+	g.log.Warn("rejected connection with peer not on allowlist", "peer", id,
 		"direction", dir.String(), "remote", addrs.RemoteMultiaddr())
 	return false
 }

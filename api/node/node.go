@@ -21,14 +21,13 @@ import (
 	"syscall"
 	"time"
 
-	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/cunzheng/cunzheng/api"
 	"github.com/cunzheng/cunzheng/api/web"
 	"github.com/cunzheng/cunzheng/chain/store"
+	"github.com/cunzheng/cunzheng/consensus/p2p"
 	"github.com/cunzheng/cunzheng/evidence"
 	"github.com/cunzheng/cunzheng/evidence/ledger"
 )
@@ -117,15 +116,15 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	p2pKey, _, err := p2pcrypto.GenerateEd25519Key(rand.Reader)
+	p2pKey, err := p2p.GenerateKey()
 	if err != nil {
 		return nil, err
 	}
-	p2pKeyBytes, err := p2pcrypto.MarshalPrivateKey(p2pKey)
+	p2pKeyBytes, err := p2p.MarshalKey(p2pKey)
 	if err != nil {
 		return nil, err
 	}
-	peerID, err := peer.IDFromPrivateKey(p2pKey)
+	peerID, err := p2p.PeerIDFromKey(p2pKey)
 	if err != nil {
 		return nil, err
 	}

@@ -350,8 +350,8 @@ func (h *Host) resetStream(s network.Stream, reason string, err error) {
 // allowGater admits only the peers on an allowlist that can be swapped
 // atomically while connections come and go.
 type allowGater struct {
-	ids  atomic.Pointer[map[peer.ID]struct{}]
-	log  *slog.Logger
+	ids atomic.Pointer[map[peer.ID]struct{}]
+	log *slog.Logger
 }
 
 var _ connmgr.ConnectionGater = (*allowGater)(nil)

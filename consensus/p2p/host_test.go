@@ -100,7 +100,13 @@ func TestPrivateNetworkKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b := newTestHost(t, tt.a), newTestHost(t, tt.b)
 			mesh(t, a, b)
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			// A refused handshake can stall until the deadline; a short
+			// one is enough to tell.
+			timeout := 10 * time.Second
+			if !tt.connect {
+				timeout = time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			err := a.Connect(ctx, b.ID())
 			if tt.connect && err != nil {

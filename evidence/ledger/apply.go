@@ -22,6 +22,8 @@ type storeKV = store.KV
 // acknowledge such entries before they can commit (Check). Apply returns an
 // error only when this replica cannot write.
 func (l *Ledger) Apply(ctx context.Context, e consensus.Entry) error {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
 	applied, err := l.Applied()
 	if err != nil {
 		return err

@@ -52,6 +52,10 @@ const (
 	DefaultMaxPending      = 100000
 )
 
+// BlockFetcher fetches committed blocks with their final checkpoints from
+// other replicas, calling fn in height order from height from.
+type BlockFetcher func(ctx context.Context, from uint64, fn func(height uint64, item []byte) error) error
+
 // Config configures a Ledger. Zero values of optional fields take defaults.
 type Config struct {
 	Store      *store.Store
@@ -68,7 +72,10 @@ type Config struct {
 	// Forward hands a submission ("submission") or governance entry
 	// ("governance") to the leader and returns its index once final there;
 	// needed when IsLeader can be false.
-	Forward         func(ctx context.Context, kind string, payload []byte) (index uint64, existing bool, err error)
+	Forward func(ctx context.Context, kind string, payload []byte) (index uint64, existing bool, err error)
+	// FetchBlocks pulls blocks from other replicas to catch up (block
+	// sync); nil in a network of one.
+	FetchBlocks     BlockFetcher
 	NewOrderer      func(consensus.FSM) consensus.Orderer // nil = consensus.NewSolo
 	BatchMaxRecords int
 	BatchInterval   time.Duration
@@ -121,7 +128,10 @@ type Ledger struct {
 	isLeader    func() bool
 	forward     func(ctx context.Context, kind string, payload []byte) (uint64, bool, error)
 	syncingFlag atomic.Bool
-	wg          sync.WaitGroup
+	fetch       BlockFetcher
+	// applyMu orders applying (writer) against checking proposals (readers).
+	applyMu sync.RWMutex
+	wg      sync.WaitGroup
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -175,6 +185,7 @@ func Open(cfg Config) (*Ledger, error) {
 		sendCosig:   cfg.SendCosignature,
 		isLeader:    cfg.IsLeader,
 		forward:     cfg.Forward,
+		fetch:       cfg.FetchBlocks,
 	}
 	if l.now == nil {
 		l.now = time.Now

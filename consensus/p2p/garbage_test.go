@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestGarbageResetsStream speaks nonsense on every protocol: the server
@@ -80,5 +81,30 @@ func TestGarbageResetsStream(t *testing.T) {
 	}
 	if resp, err := Call(context.Background(), client.Host, server.ID(), "echo", []byte("ok")); err != nil || string(resp) != "ok" {
 		t.Fatalf("RPC after the garbage: %q %v", resp, err)
+	}
+}
+
+// TestResourceLimitsBoundRaftStreams checks that the resource manager
+// enforces the per-peer raft stream limit: a member holding that many
+// inbound raft streams open cannot open one more.
+func TestResourceLimitsBoundRaftStreams(t *testing.T) {
+	nodes := raftCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	hb, err := proto.Marshal(raftMsg(raftpb.MsgHeartbeat, 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range raftStreamsPerPeer {
+		s := rawStream(t, a.testHost, b.ID(), RaftProtocol)
+		if err := WriteFrame(s, hb, MaxRaftFrame); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "heartbeat on the stream", func() bool { return b.in.count() == i+1 })
+	}
+	s := rawStream(t, a.testHost, b.ID(), RaftProtocol)
+	_ = WriteFrame(s, hb, MaxRaftFrame)
+	expectReset(t, s)
+	if n := b.in.count(); n != raftStreamsPerPeer {
+		t.Fatalf("%d heartbeats delivered, want %d: the stream over the limit was served", n, raftStreamsPerPeer)
 	}
 }

@@ -230,6 +230,7 @@ func (t *RaftTransport) Close() error {
 	for _, p := range t.peers {
 		p.cancel()
 	}
+	t.peers = nil // later Sends drop and report
 	for s := range t.inbound {
 		_ = s.Reset()
 	}

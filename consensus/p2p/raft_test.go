@@ -208,8 +208,10 @@ func TestRaftHeartbeatsNotBehindLargeAppend(t *testing.T) {
 	if before == 0 {
 		t.Fatal("no heartbeat was delivered while the append was in flight")
 	}
-	if max > 500*time.Millisecond {
-		t.Fatalf("heartbeat latency up to %v during a large append", max)
+	// Queued behind the append on one stream, the median is hundreds of
+	// milliseconds; on their own lane, about one.
+	if p50 > 100*time.Millisecond {
+		t.Fatalf("median heartbeat latency %v during a large append", p50)
 	}
 }
 

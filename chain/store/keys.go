@@ -8,14 +8,14 @@ import (
 // The whole key schema of the store lives in this file. Every key starts
 // with a one-byte prefix that names its kind; numbers are 8-byte big-endian
 // so that byte order equals numeric order and range scans and reverse seeks
-// work. Log data (prefixes h, e, s, b, i, c, m) is written only by this
+// work. Log data (prefixes t, e, s, b, i, c, m) is written only by this
 // package; callers own everything under prefix x, built with the helpers at
 // the end of this file.
 const (
-	// prefixHash + u64 stored-hash index (tlog.StoredHashIndex numbering)
-	// -> 32-byte hash. All hashes of the tree, levels interleaved as tlog
-	// numbers them, so a tile, proof or root is a handful of point reads.
-	prefixHash = 'h'
+	// prefixTree + u8 level + u64 row -> up to 256 concatenated 32-byte
+	// hashes: nodes [256*row, 256*row+256) of that tree level (>= 1; level 0
+	// is recomputed from the leaves). See tree.go for the layout.
+	prefixTree = 't'
 	// prefixLeaf + u64 log index -> leaf bytes. Kept apart from the sidecar
 	// so entry bundles are a dense range scan over leaves only.
 	prefixLeaf = 'e'
@@ -30,10 +30,15 @@ const (
 	// size so "first checkpoint with size > i" is a forward seek.
 	prefixCheckpoint = 'c'
 	// prefixCaller + caller-defined bytes -> caller value. Written only in
-	// the same batch as the block that justifies it (AppendBlock), so a
-	// caller index is never ahead of or behind the log.
+	// the same batch as the block or checkpoint that justifies it
+	// (AppendBlock, PutCheckpoint), so a caller index is never ahead of or
+	// behind the log.
 	prefixCaller = 'x'
 )
+
+// formatVersion is the layout this code writes, stored under keyFormat.
+// Version 1 (no keyFormat) kept one key per tlog stored hash under prefix h.
+const formatVersion = 2
 
 // Singleton metadata keys, all under "m/".
 var (
@@ -47,6 +52,11 @@ var (
 	// signed itself: the durable record behind "never sign two roots for
 	// one size, never sign a smaller tree".
 	keySigned = []byte("m/signed")
+	// keyFormat -> one byte, formatVersion. Written with keyGenesis.
+	keyFormat = []byte("m/format")
+	// keySyncTarget -> u64 block height this node is catching up to over
+	// block sync. Present only while catching up; see Store.SetSyncTarget.
+	keySyncTarget = []byte("m/synctarget")
 )
 
 // Sub-prefixes of the caller namespace (after prefixCaller).
@@ -64,10 +74,18 @@ func numKey(prefix byte, n uint64) []byte {
 	return k
 }
 
-func hashKey(storedIndex int64) []byte { return numKey(prefixHash, uint64(storedIndex)) }
-func leafKey(index uint64) []byte      { return numKey(prefixLeaf, index) }
-func sidecarKey(index uint64) []byte   { return numKey(prefixSidecar, index) }
-func blockKey(height uint64) []byte    { return numKey(prefixBlock, height) }
+// rowKey returns the key of row of tree level (1..63).
+func rowKey(level int, row uint64) []byte {
+	k := make([]byte, 10)
+	k[0] = prefixTree
+	k[1] = byte(level)
+	binary.BigEndian.PutUint64(k[2:], row)
+	return k
+}
+
+func leafKey(index uint64) []byte    { return numKey(prefixLeaf, index) }
+func sidecarKey(index uint64) []byte { return numKey(prefixSidecar, index) }
+func blockKey(height uint64) []byte  { return numKey(prefixBlock, height) }
 func blockIndexKey(first uint64) []byte {
 	return numKey(prefixBlockIndex, first)
 }
@@ -152,6 +170,17 @@ func DecodeIndex(v []byte) (uint64, error) {
 // isCallerKey reports whether key lies in the caller namespace, the only
 // keys AppendBlock accepts from callers.
 func isCallerKey(key []byte) bool { return len(key) > 1 && key[0] == prefixCaller }
+
+// checkCallerKeys returns ErrCallerKey for the first key of index outside
+// the caller namespace.
+func checkCallerKeys(index []KV) error {
+	for _, kv := range index {
+		if !isCallerKey(kv.Key) {
+			return fmt.Errorf("index key %x: %w", kv.Key, ErrCallerKey)
+		}
+	}
+	return nil
+}
 
 // prefixEnd returns the smallest key greater than every key with prefix,
 // or nil when there is none (prefix is all 0xff).

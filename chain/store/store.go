@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -37,10 +39,29 @@ var (
 	// ErrFailed reports a store whose last write failed at the sync: its
 	// on-disk state is unknown until it is closed and reopened.
 	ErrFailed = errors.New("store: failed write, reopen")
+	// ErrFormat reports a directory written in a layout this code does not
+	// read (an older or newer format version).
+	ErrFormat = errors.New("store: unsupported format")
+	// ErrCallerKey reports an index key outside the caller namespace; the
+	// write it came with was refused whole.
+	ErrCallerKey = errors.New("store: key outside the caller namespace")
+	// ErrSyncing reports a signature refused because the node is catching
+	// up to a sync target (SetSyncTarget) and must not sign until done.
+	ErrSyncing = errors.New("store: catching up to a sync target")
 )
 
 // DefaultCacheSize is the block cache size used when Options.CacheSize is 0.
 const DefaultCacheSize = 64 << 20
+
+// bloomBitsPerKey sizes the bloom filter of the sstables above the bottom
+// level: about 1% false positives for 1.25 bytes per key. A Get of a key
+// the store does not hold (the dedup check of every new submission) then
+// skips the index and data blocks of every such table whose key range
+// covers it, and reads one data block in the bottom level. Pebble's Get
+// never consults bottom-level (L6) filters, whose blocks cost more to load
+// than the one data block they would save, so none are written there: they
+// would be most of the filter bytes on disk and never read.
+const bloomBitsPerKey = 10
 
 // Options configure Open. The zero value works.
 type Options struct {
@@ -58,12 +79,12 @@ type Options struct {
 type KV struct{ Key, Value []byte }
 
 // Store is the durable log of one node: blocks, leaves, sidecars, the
-// Merkle tree's stored hashes, final checkpoints and the caller's indexes.
+// Merkle tree, final checkpoints and the caller's indexes.
 //
 // Concurrency: one writer, many readers. Writes (AppendBlock, PutCheckpoint,
-// RecordSigned) are serialized by the store; reads may run concurrently with
-// them and with each other. A reader sees either all of a block or none of
-// it, and never data beyond Head.
+// RecordSigned, SetSyncTarget, ClearSyncTarget) are serialized by the store;
+// reads may run concurrently with them and with each other. A reader sees
+// either all of a block or none of it, and never data beyond Head.
 //
 // Ownership: every returned slice is a fresh copy owned by the caller,
 // except the key and value passed to a ScanPrefix callback.
@@ -115,14 +136,21 @@ func Open(dir string, genesis [32]byte, opts Options) (*Store, error) {
 func openPebble(dir string, opts Options, readOnly bool) (*pebble.DB, error) {
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
-	return pebble.Open(dir, &pebble.Options{
+	po := &pebble.Options{
 		FS:                 opts.FS,
 		Cache:              cache,
 		Logger:             pebbleLogger{opts.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
 		ReadOnly:           readOnly,
 		ErrorIfNotExists:   readOnly,
-	})
+	}
+	// L0 included: its recent tables are where a burst of new submissions'
+	// dedup checks look first.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
+	}
+	po.Levels[len(po.Levels)-1].FilterPolicy = pebble.NoFilterPolicy
+	return pebble.Open(dir, po)
 }
 
 // checkGenesis opens an existing database read-only and compares its
@@ -146,20 +174,38 @@ func checkGenesis(dir string, genesis [32]byte, opts Options) error {
 	return nil
 }
 
-// init records the genesis fingerprint of a new store and loads the head.
+// init records the genesis fingerprint and format of a new store, checks
+// those of an existing one, and loads the head.
 func (s *Store) init(genesis [32]byte) error {
 	v, err := get(s.db, keyGenesis)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		// A crash before this sync leaves a database without a fingerprint,
-		// which the next Open treats as new.
-		if err := s.db.Set(keyGenesis, genesis[:], pebble.Sync); err != nil {
+		// One synced batch: a crash before it leaves a database without a
+		// fingerprint, which the next Open treats as new.
+		b := s.db.NewBatch()
+		defer b.Close()
+		if err := b.Set(keyGenesis, genesis[:], nil); err != nil {
+			return fmt.Errorf("write genesis: %w", err)
+		}
+		if err := b.Set(keyFormat, []byte{formatVersion}, nil); err != nil {
+			return fmt.Errorf("write genesis: %w", err)
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
 			return fmt.Errorf("write genesis: %w", err)
 		}
 	case err != nil:
 		return err
 	case !bytes.Equal(v, genesis[:]):
 		return fmt.Errorf("genesis %x, want %x: %w", v, genesis, ErrWrongNetwork)
+	default:
+		v, err := get(s.db, keyFormat)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if !bytes.Equal(v, []byte{formatVersion}) {
+			// Format 1 wrote no marker; its tree keys would read as missing.
+			return fmt.Errorf("format %x, this code reads %d: %w", v, formatVersion, ErrFormat)
+		}
 	}
 	v, err = get(s.db, keyHead)
 	if errors.Is(err, ErrNotFound) {
@@ -206,11 +252,15 @@ func (s *Store) AppendBlock(b *chain.Block, index []KV) error {
 	if s.failed != nil {
 		return s.failed
 	}
-	hashes, err := s.verify(b, index)
+	g, err := s.verify(b, index)
 	if err != nil {
 		return err
 	}
 	h := &b.Header
+	rows, err := s.rowWrites(g)
+	if err != nil {
+		return fmt.Errorf("append block %d: %w", h.Height, err)
+	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	for i, leaf := range b.Leaves {
@@ -224,19 +274,13 @@ func (s *Store) AppendBlock(b *chain.Block, index []KV) error {
 			}
 		}
 	}
-	base := tlog.StoredHashCount(int64(h.FirstIndex))
-	for j, hash := range hashes {
-		if err := batch.Set(hashKey(base+int64(j)), hash[:], nil); err != nil {
-			return fmt.Errorf("append block %d: %w", h.Height, err)
-		}
-	}
 	hdr := h.Marshal()
 	sets := []KV{
 		{blockKey(h.Height), hdr},
 		{blockIndexKey(h.FirstIndex), EncodeIndex(h.Height)},
 		{keyHead, hdr},
 	}
-	for _, kv := range append(sets, index...) {
+	for _, kv := range slices.Concat(rows, sets, index) {
 		if err := batch.Set(kv.Key, kv.Value, nil); err != nil {
 			return fmt.Errorf("append block %d: %w", h.Height, err)
 		}
@@ -244,12 +288,10 @@ func (s *Store) AppendBlock(b *chain.Block, index []KV) error {
 	// The only fsync. A crash before Commit starts leaves nothing of the
 	// block. Pebble writes the batch as one WAL record and replays a record
 	// only if it is whole, so a crash during the sync leaves either the whole
-	// block (leaves, hashes, header, head, index entries) or none of it. Once
-	// Commit returns nil the block survives any crash.
-	if err := batch.Commit(pebble.Sync); err != nil {
-		// The batch may or may not be on disk; only a reopen can tell.
-		s.failed = fmt.Errorf("%w: append block %d: %w", ErrFailed, h.Height, err)
-		return s.failed
+	// block (leaves, tree rows, header, head, index entries) or none of it.
+	// Once Commit returns nil the block survives any crash.
+	if err := s.commit(batch, fmt.Sprintf("append block %d", h.Height)); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.head, s.headHash, s.hasHead = *h, h.Hash(), true
@@ -257,9 +299,20 @@ func (s *Store) AppendBlock(b *chain.Block, index []KV) error {
 	return nil
 }
 
-// verify checks b against the head and returns the stored hashes its
-// leaves add to the tree. Called with writeMu held.
-func (s *Store) verify(b *chain.Block, index []KV) ([]tlog.Hash, error) {
+// commit syncs batch. A failed sync leaves the batch on disk or not, which
+// only a reopen can tell, so the store refuses every later write.
+// Called with writeMu held.
+func (s *Store) commit(batch *pebble.Batch, what string) error {
+	if err := batch.Commit(pebble.Sync); err != nil {
+		s.failed = fmt.Errorf("%w: %s: %w", ErrFailed, what, err)
+		return s.failed
+	}
+	return nil
+}
+
+// verify checks b against the head and returns the nodes its leaves add to
+// the tree. Called with writeMu held.
+func (s *Store) verify(b *chain.Block, index []KV) (*growth, error) {
 	s.mu.RLock()
 	head, headHash, hasHead := s.head, s.headHash, s.hasHead
 	s.mu.RUnlock()
@@ -288,57 +341,17 @@ func (s *Store) verify(b *chain.Block, index []KV) ([]tlog.Hash, error) {
 	if err := b.Validate(); err != nil {
 		return nil, bad("encoding: %v", err)
 	}
-	for _, kv := range index {
-		if !isCallerKey(kv.Key) {
-			return nil, bad("index key %x outside the caller namespace", kv.Key)
-		}
+	if err := checkCallerKeys(index); err != nil {
+		return nil, fmt.Errorf("%w: block %d: %w", ErrBadBlock, h.Height, err)
 	}
-	hashes, root, err := s.derive(h.FirstIndex, b.Leaves)
+	g, root, err := s.grow(h.FirstIndex, b.Leaves)
 	if err != nil {
 		return nil, fmt.Errorf("append block %d: %w", h.Height, err)
 	}
 	if root != tlog.Hash(h.Root) {
 		return nil, bad("root: header %x, leaves give %x", h.Root, root[:])
 	}
-	return hashes, nil
-}
-
-// derive computes the stored hashes that leaves add to a tree of size
-// first, and the root of the grown tree.
-func (s *Store) derive(first uint64, leaves [][]byte) ([]tlog.Hash, tlog.Hash, error) {
-	base := tlog.StoredHashCount(int64(first))
-	var pending []tlog.Hash
-	// r sees the stored tree plus the hashes of earlier leaves of this batch.
-	r := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-		for i, x := range indexes {
-			if x >= base {
-				if x-base >= int64(len(pending)) {
-					return nil, fmt.Errorf("%w: stored hash %d not yet computed", ErrNotFound, x)
-				}
-				out[i] = pending[x-base]
-				continue
-			}
-			h, err := s.readHash(x)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = h
-		}
-		return out, nil
-	})
-	for i, leaf := range leaves {
-		hs, err := tlog.StoredHashes(int64(first)+int64(i), leaf, r)
-		if err != nil {
-			return nil, tlog.Hash{}, fmt.Errorf("hash leaf %d: %w", first+uint64(i), err)
-		}
-		pending = append(pending, hs...)
-	}
-	root, err := tlog.TreeHash(int64(first)+int64(len(leaves)), r)
-	if err != nil {
-		return nil, tlog.Hash{}, fmt.Errorf("tree hash: %w", err)
-	}
-	return pending, root, nil
+	return g, nil
 }
 
 // ComputeRoot returns the root the tree would have after appending leaves
@@ -347,14 +360,14 @@ func (s *Store) derive(first uint64, leaves [][]byte) ([]tlog.Hash, tlog.Hash, e
 func (s *Store) ComputeRoot(leaves [][]byte) (tlog.Hash, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	_, root, err := s.derive(s.TreeSize(), leaves)
+	_, root, err := s.grow(s.TreeSize(), leaves)
 	return root, err
 }
 
 func get(db *pebble.DB, key []byte) ([]byte, error) {
 	v, closer, err := db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, fmt.Errorf("key %q: %w", key, ErrNotFound)
+		return nil, &notFoundError{key: bytes.Clone(key)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get %q: %w", key, err)
@@ -366,6 +379,14 @@ func get(db *pebble.DB, key []byte) ([]byte, error) {
 	return out, closer.Close()
 }
 
+// notFoundError is ErrNotFound for one key. It formats its message only
+// when asked: a miss is the common answer to a dedup check, and formatting
+// the key there cost as much as the lookup itself.
+type notFoundError struct{ key []byte }
+
+func (e *notFoundError) Error() string { return fmt.Sprintf("key %q: %v", e.key, ErrNotFound) }
+func (e *notFoundError) Unwrap() error { return ErrNotFound }
+
 // Get returns the value of a caller index key, or ErrNotFound.
 func (s *Store) Get(key []byte) ([]byte, error) { return get(s.db, key) }
 
@@ -373,9 +394,15 @@ func (s *Store) Get(key []byte) ([]byte, error) { return get(s.db, key) }
 // and stops at the first error fn returns, returning it. key and value are
 // valid only during the call; fn must copy what it keeps.
 func (s *Store) ScanPrefix(prefix []byte, fn func(key, value []byte) error) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	return s.scan(prefix, prefixEnd(prefix), fn)
+}
+
+// scan calls fn for every key in [lower, upper) in order, stopping at the
+// first error. key and value are valid only during the call.
+func (s *Store) scan(lower, upper []byte, fn func(key, value []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return fmt.Errorf("scan %x: %w", prefix, err)
+		return fmt.Errorf("scan %x: %w", lower, err)
 	}
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
@@ -451,39 +478,6 @@ func (s *Store) BlockForIndex(index uint64) (*chain.BlockHeader, error) {
 	return s.BlockHeader(height)
 }
 
-func (s *Store) readHash(storedIndex int64) (tlog.Hash, error) {
-	var h tlog.Hash
-	v, closer, err := s.db.Get(hashKey(storedIndex))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return h, fmt.Errorf("stored hash %d: %w", storedIndex, ErrNotFound)
-	}
-	if err != nil {
-		return h, fmt.Errorf("stored hash %d: %w", storedIndex, err)
-	}
-	defer closer.Close()
-	if len(v) != len(h) {
-		return h, fmt.Errorf("%w: stored hash %d has %d bytes", ErrCorrupt, storedIndex, len(v))
-	}
-	copy(h[:], v)
-	return h, nil
-}
-
-// HashReader returns a tlog.HashReader over the stored hashes. It is safe
-// for concurrent use; hashes never change once written.
-func (s *Store) HashReader() tlog.HashReader {
-	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-		for i, x := range indexes {
-			h, err := s.readHash(x)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = h
-		}
-		return out, nil
-	})
-}
-
 // TreeHash returns the RFC 6962 root of the first size leaves (the hash of
 // the empty string for size 0), or ErrNotFound beyond the tree.
 func (s *Store) TreeHash(size uint64) (tlog.Hash, error) {
@@ -544,69 +538,66 @@ func (s *Store) ReadTile(t chain.TilePath, treeSize uint64) ([]byte, error) {
 		return nil, fmt.Errorf("tile %s at size %d: %w", t, treeSize, ErrNotFound)
 	}
 	if !t.Entries {
-		data, err := tlog.ReadTileData(t.Tlog(), s.HashReader())
-		if err != nil {
-			return nil, fmt.Errorf("tile %s: %w", t, err)
-		}
-		return data, nil
-	}
-	start := t.N * chain.TileWidth
-	end := start + uint64(t.W())
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: leafKey(start), UpperBound: leafKey(end)})
-	if err != nil {
-		return nil, fmt.Errorf("tile %s: %w", t, err)
+		return s.readHashTile(t)
 	}
 	var out []byte
-	next := start
-	for ok := it.First(); ok; ok = it.Next() {
-		idx, err := keyNum(prefixLeaf, it.Key())
-		if err == nil && idx != next {
-			err = fmt.Errorf("%w: tile %s: leaf %d missing", ErrCorrupt, t, next)
-		}
-		if err != nil {
-			it.Close()
-			return nil, err
-		}
-		v := it.Value()
-		out = binary.BigEndian.AppendUint16(out, uint16(len(v)))
-		out = append(out, v...)
-		next++
-	}
-	if err := it.Close(); err != nil {
+	err := s.scanLeaves(t.N*chain.TileWidth, t.N*chain.TileWidth+uint64(t.W()), func(_ uint64, leaf []byte) {
+		out = binary.BigEndian.AppendUint16(out, uint16(len(leaf)))
+		out = append(out, leaf...)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("tile %s: %w", t, err)
-	}
-	if next != end {
-		return nil, fmt.Errorf("%w: tile %s: leaf %d missing", ErrCorrupt, t, next)
 	}
 	return out, nil
 }
 
 // PutCheckpoint durably stores the final signed checkpoint for size (a tree
-// the store holds). Storing the same note again is a no-op; a different note
-// for the same size is ErrConflict.
-func (s *Store) PutCheckpoint(size uint64, signed []byte) error {
+// the store holds) together with the caller's index entries, in one synced
+// batch: a caller records the replicated-log entry it applied
+// ([AppliedKey]) with the checkpoint that entry carried. A different note
+// for a size already stored is ErrConflict and writes nothing; the same
+// note again writes only the index entries (nothing when there are none).
+// Index keys outside the caller namespace are ErrCallerKey and write
+// nothing.
+func (s *Store) PutCheckpoint(size uint64, signed []byte, index ...KV) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
 	if size == 0 || size > s.TreeSize() {
 		return fmt.Errorf("put checkpoint %d (tree %d): %w", size, s.TreeSize(), ErrBeyondTree)
 	}
 	if len(signed) == 0 {
 		return fmt.Errorf("put checkpoint %d: empty note", size)
 	}
+	if err := checkCallerKeys(index); err != nil {
+		return fmt.Errorf("put checkpoint %d: %w", size, err)
+	}
+	writes := index
 	old, err := get(s.db, checkpointKey(size))
 	switch {
 	case err == nil && bytes.Equal(old, signed):
-		return nil
+		if len(index) == 0 {
+			return nil
+		}
 	case err == nil:
 		return fmt.Errorf("put checkpoint %d: %w", size, ErrConflict)
 	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("put checkpoint %d: %w", size, err)
+	default:
+		writes = append([]KV{{checkpointKey(size), signed}}, index...)
 	}
-	// Sync: once acknowledged, the final checkpoint is part of the replica.
-	if err := s.db.Set(checkpointKey(size), signed, pebble.Sync); err != nil {
-		return fmt.Errorf("put checkpoint %d: %w", size, err)
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	for _, kv := range writes {
+		if err := batch.Set(kv.Key, kv.Value, nil); err != nil {
+			return fmt.Errorf("put checkpoint %d: %w", size, err)
+		}
 	}
-	return nil
+	// The sync: once acknowledged, the final checkpoint and the caller's
+	// entries are part of the replica; a crash before it leaves neither.
+	return s.commit(batch, fmt.Sprintf("put checkpoint %d", size))
 }
 
 // seekCheckpoint returns the first checkpoint at or after lower (the last
@@ -666,12 +657,21 @@ func (s *Store) CheckpointCovering(index uint64) (size uint64, signed []byte, er
 // the signature is released. It is ErrConflict to record a different root
 // for the last signed size or a size smaller than it, and ErrBeyondTree to
 // record a size the store does not hold. Recording the same pair again is a
-// no-op.
+// no-op. While a sync target is set (SetSyncTarget) it refuses everything
+// with ErrSyncing: a node that is catching up does not sign.
 func (s *Store) RecordSigned(size uint64, root tlog.Hash) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
 	if size > s.TreeSize() {
 		return fmt.Errorf("record signed %d (tree %d): %w", size, s.TreeSize(), ErrBeyondTree)
+	}
+	if target, ok, err := s.SyncTarget(); err != nil {
+		return fmt.Errorf("record signed %d: %w", size, err)
+	} else if ok {
+		return fmt.Errorf("record signed %d: syncing to block %d: %w", size, target, ErrSyncing)
 	}
 	last, lastRoot, ok, err := s.LastSigned()
 	if err != nil {
@@ -691,10 +691,17 @@ func (s *Store) RecordSigned(size uint64, root tlog.Hash) error {
 	v = append(v, root[:]...)
 	// Sync before the caller releases the signature: after a crash the node
 	// still knows what it signed.
-	if err := s.db.Set(keySigned, v, pebble.Sync); err != nil {
-		return fmt.Errorf("record signed %d: %w", size, err)
+	return s.setSynced(keySigned, v, fmt.Sprintf("record signed %d", size))
+}
+
+// setSynced durably sets one store key. Called with writeMu held.
+func (s *Store) setSynced(key, value []byte, what string) error {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	if err := batch.Set(key, value, nil); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return nil
+	return s.commit(batch, what)
 }
 
 // LastSigned returns the last size and root recorded by RecordSigned;

@@ -44,6 +44,8 @@ type Config struct {
 	SubmitTimeout time.Duration
 	// Extra registers more handlers (web pages, metrics) on the same mux.
 	Extra func(*http.ServeMux)
+	// Consensus reports the replication state (nil in a network of one).
+	Consensus func() (leader uint64, isLeader bool, term uint64)
 }
 
 // Server is the node's HTTP handler.
@@ -67,13 +69,13 @@ func NewServer(cfg Config) *Server {
 	m.HandleFunc("POST /v1/submissions", s.handleSubmit)
 	m.HandleFunc("POST /v1/submissions/batch", s.handleBatch)
 	m.HandleFunc("POST /v1/governance", s.handleGovernance)
-	m.HandleFunc("GET /v1/lookup/{digest}", s.handleLookup)
-	m.HandleFunc("GET /v1/receipts/{index}", s.handleReceipt)
-	m.HandleFunc("GET /v1/consistency", s.handleConsistency)
+	m.HandleFunc("GET /v1/lookup/{digest}", s.serving(s.handleLookup))
+	m.HandleFunc("GET /v1/receipts/{index}", s.serving(s.handleReceipt))
+	m.HandleFunc("GET /v1/consistency", s.serving(s.handleConsistency))
 	m.HandleFunc("GET /v1/status", s.handleStatus)
 	m.HandleFunc("GET /v1/manifest", s.handleManifest)
-	m.HandleFunc("GET /checkpoint", s.handleCheckpoint)
-	m.HandleFunc("GET /tile/", s.handleTile)
+	m.HandleFunc("GET /checkpoint", s.serving(s.handleCheckpoint))
+	m.HandleFunc("GET /tile/", s.serving(s.handleTile))
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &httpError{http.StatusNotFound, "no_such_endpoint", "no endpoint " + r.Method + " " + r.URL.Path})
@@ -82,6 +84,18 @@ func NewServer(cfg Config) *Server {
 		cfg.Extra(m)
 	}
 	return s
+}
+
+// serving refuses reads while the replica catches up: a half-synced log
+// would answer "not preserved" for records it simply lacks.
+func (s *Server) serving(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.l.Syncing() {
+			writeError(w, r, &httpError{http.StatusServiceUnavailable, "syncing", "this node is catching up with the network; ask another node or retry"})
+			return
+		}
+		h(w, r)
+	}
 }
 
 // ServeHTTP implements http.Handler.
@@ -129,6 +143,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusServiceUnavailable, "overloaded"
 	case errors.Is(err, ledger.ErrClosed):
 		return http.StatusServiceUnavailable, "shutting_down"
+	case errors.Is(err, ledger.ErrNotLeader):
+		return http.StatusServiceUnavailable, "no_leader"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "timeout"
 	}
@@ -423,6 +439,12 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.DiskFree != nil {
 		resp.DiskFreeBytes, resp.DiskLowHeadroom = s.cfg.DiskFree()
 	}
+	if s.cfg.Consensus != nil {
+		resp.Leader, resp.IsLeader, resp.Term = s.cfg.Consensus()
+	} else {
+		resp.IsLeader = true
+	}
+	resp.Syncing, resp.Alarms = s.l.Syncing(), s.l.Alarms()
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -91,6 +91,12 @@ type StatusResponse struct {
 	DiskFreeBytes   uint64 `json:"disk_free_bytes"`
 	DiskLowHeadroom bool   `json:"disk_low"` // true while submissions are refused with 507
 	Version         string `json:"version"`
+	// Replication (networks of several institutions).
+	Leader   uint64   `json:"leader,omitempty"` // raft ID of the leader, 0 if unknown
+	IsLeader bool     `json:"is_leader"`
+	Term     uint64   `json:"term,omitempty"`
+	Syncing  bool     `json:"syncing"` // catching up by block sync: neither signs nor serves reads
+	Alarms   []string `json:"alarms,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

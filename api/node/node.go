@@ -286,14 +286,35 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 	defer st.Close()
 	genesis, _ := m.Marshal()
 	disk := diskSpace{dir: dataDir, headroom: cfg.DiskHeadroom}
-	l, err := ledger.Open(ledger.Config{
+	lc := ledger.Config{
 		Store: st, Genesis: genesis, Signer: signer, Logger: log,
 		SpaceCheck: disk.check, BatchMaxRecords: cfg.BatchMaxRecords, BatchInterval: cfg.BatchInterval,
-	})
+	}
+	if _, err := member(m, cfg.Name, noteVerifierKey(m, signer), ""); err != nil {
+		return err
+	}
+	var rep *replication
+	if len(m.Members) > 1 {
+		if rep, err = startReplication(cfg, dir, dataDir, m, log, &lc); err != nil {
+			return fmt.Errorf("replication: %w", err)
+		}
+		defer rep.close()
+	}
+	l, err := ledger.Open(lc)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	if rep != nil {
+		if err := rep.serve(l); err != nil {
+			return err
+		}
+		go func() {
+			if err := l.ResumeSync(ctx); err != nil && ctx.Err() == nil {
+				log.Error("block sync did not finish", "err", err)
+			}
+		}()
+	}
 	pages, err := web.New(web.Options{Network: web.Network{Fingerprint: fp, Manifest: m}, Logger: log})
 	if err != nil {
 		return err
@@ -302,6 +323,7 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 		Handler: api.NewServer(api.Config{
 			Ledger: l, Node: cfg.Name, Role: cfg.Role, Token: token, Logger: log,
 			Manifest: manifestFile, DiskFree: disk.free, Extra: pages.Register,
+			Consensus: rep.status,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
@@ -328,6 +350,17 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// noteVerifierKey returns the manifest's verifier key for signer's name and
+// key hash, so a node started with another institution's key is refused.
+func noteVerifierKey(m *evidence.Manifest, signer note.Signer) string {
+	for _, mem := range m.Members {
+		if v, err := note.NewVerifier(mem.NoteKey); err == nil && v.Name() == signer.Name() && v.KeyHash() == signer.KeyHash() {
+			return mem.NoteKey
+		}
+	}
+	return "\x00 no manifest key matches this node's checkpoint key"
 }
 
 // diskSpace keeps the node off a full disk: below headroom free bytes,

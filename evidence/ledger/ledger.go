@@ -75,8 +75,11 @@ type Config struct {
 	Forward func(ctx context.Context, kind string, payload []byte) (index uint64, existing bool, err error)
 	// FetchBlocks pulls blocks from other replicas to catch up (block
 	// sync); nil in a network of one.
-	FetchBlocks     BlockFetcher
-	NewOrderer      func(consensus.FSM) consensus.Orderer // nil = consensus.NewSolo
+	FetchBlocks BlockFetcher
+	// NewOrderer starts the orderer that commits this replica's proposals
+	// and applies committed entries to the FSM it is given (the ledger);
+	// nil = consensus.NewSolo, a network of one.
+	NewOrderer      func(consensus.FSM) (consensus.Orderer, error)
 	BatchMaxRecords int
 	BatchInterval   time.Duration
 	MaxPending      int
@@ -204,18 +207,28 @@ func Open(cfg Config) (*Ledger, error) {
 		maxPending = DefaultMaxPending
 	}
 	l.queue = make(chan *pending, maxPending)
-	if cfg.NewOrderer != nil {
-		l.orderer = cfg.NewOrderer(l)
-	} else {
-		l.orderer = consensus.NewSolo(l)
-	}
 	if size, signed, err := l.st.LatestCheckpoint(); err == nil {
 		l.final = finalCache{size: size, signed: signed}
-		// prevSize stays 0: covering() then consults the store for any
-		// index below size, which is always right.
+		// With prevSize = size the cache covers no index yet: covering()
+		// consults the store until the next final checkpoint arrives.
 		l.final.prevSize = size
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
+	}
+	if _, syncing, err := l.st.SyncTarget(); err != nil {
+		return nil, err
+	} else if syncing {
+		// A block sync was interrupted: neither sign nor serve until
+		// ResumeSync finishes it.
+		l.syncingFlag.Store(true)
+	}
+	// The orderer starts last: it may apply entries at once.
+	if cfg.NewOrderer != nil {
+		if l.orderer, err = cfg.NewOrderer(l); err != nil {
+			return nil, fmt.Errorf("ledger: start orderer: %w", err)
+		}
+	} else {
+		l.orderer = consensus.NewSolo(l)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
@@ -241,6 +254,10 @@ func (l *Ledger) Close() error {
 // syncing reports whether the replica is catching up (block sync); it then
 // neither signs nor serves.
 func (l *Ledger) syncing() bool { return l.syncingFlag.Load() }
+
+// Syncing reports whether the replica is catching up by block sync; while
+// it is, it neither signs checkpoints nor serves reads.
+func (l *Ledger) Syncing() bool { return l.syncing() }
 
 // Manifest returns the manifest in force.
 func (l *Ledger) Manifest() *evidence.Manifest { return l.manifest }

@@ -175,7 +175,7 @@ func TestCommittedForgedBlocksAreSkipped(t *testing.T) {
 	defer st.Close()
 	var orderer *direct
 	l, err := ledger.Open(ledger.Config{Store: st, Genesis: genesis, Signer: in.signer,
-		NewOrderer: func(f consensus.FSM) consensus.Orderer { orderer = &direct{fsm: f}; return orderer }})
+		NewOrderer: func(f consensus.FSM) (consensus.Orderer, error) { orderer = &direct{fsm: f}; return orderer, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

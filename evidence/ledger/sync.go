@@ -1,0 +1,299 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/cunzheng/cunzheng/chain"
+	"github.com/cunzheng/cunzheng/chain/checkpoint"
+	"github.com/cunzheng/cunzheng/chain/store"
+)
+
+// Replication support: checking proposals before acknowledging them
+// (Check), snapshots of the applied state (Snapshot) and catching up by
+// block sync (Restore, SyncItem).
+
+// DefaultMaxSkew bounds how far a block's time may be from this replica's
+// clock when it checks the block.
+const DefaultMaxSkew = 10 * time.Second
+
+// Check implements consensus.Checker: a follower refuses to acknowledge an
+// entry that fails it, so a forged block (wrong root, time going backwards
+// or far from this clock, a duplicate record, a leaf that does not match
+// its submission) never gathers a quorum. Blocks that directly extend this
+// replica's head are checked in full; blocks further ahead (this replica is
+// still applying) are checked for everything that does not need the
+// missing state. Submission signatures are verified when the block is
+// applied, off this path.
+func (l *Ledger) Check(data []byte) error {
+	kind, payload, err := unwrapEntry(data)
+	if err != nil {
+		return err
+	}
+	if kind == entryFinal {
+		fin, err := checkpoint.Open(payload, l.policy)
+		if err != nil {
+			return fmt.Errorf("%w: finalize entry: %v", ErrInvalid, err)
+		}
+		l.applyMu.RLock()
+		defer l.applyMu.RUnlock()
+		if size := uint64(fin.Size); size <= l.st.TreeSize() {
+			root, err := l.st.TreeHash(size)
+			if err != nil {
+				return err
+			}
+			if root != fin.Root {
+				l.alarm("proposed final checkpoint names a root this replica does not have", "size", size)
+				return fmt.Errorf("%w: finalize entry for another tree of size %d", ErrConflict, size)
+			}
+		}
+		return nil
+	}
+	b, err := chain.ParseBlock(payload)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if b.Header.Origin != l.manifest.Origin {
+		return fmt.Errorf("%w: block of origin %q", ErrInvalid, b.Header.Origin)
+	}
+	if d := time.Duration(int64(b.Header.TimeMS)-l.now().UnixMilli()) * time.Millisecond; d > DefaultMaxSkew || d < -DefaultMaxSkew {
+		l.alarm("proposed block time is off this replica's clock", "height", b.Header.Height, "skew", d)
+		return fmt.Errorf("%w: block %d time is %v off this replica's clock", ErrInvalid, b.Header.Height, d)
+	}
+	l.applyMu.RLock()
+	defer l.applyMu.RUnlock()
+	head, ok := l.st.Head()
+	if !ok && b.Header.Height != 1 || ok && b.Header.Height != head.Height+1 {
+		// Not the next block here: check what needs no state.
+		for i, leaf := range b.Leaves {
+			if _, err := l.entryOf(b, i, leaf, true); err != nil {
+				return fmt.Errorf("block %d entry %d: %w", b.Header.Height, i, err)
+			}
+		}
+		return nil
+	}
+	if ok && (b.Header.Prev != head.Hash() || b.Header.FirstIndex != head.TreeSize || b.Header.TimeMS < head.TimeMS) {
+		l.alarm("proposed block does not extend this replica's chain", "height", b.Header.Height)
+		return fmt.Errorf("%w: block %d does not extend the chain (prev, first index or time)", ErrInvalid, b.Header.Height)
+	}
+	root, err := l.st.ComputeRoot(b.Leaves)
+	if err != nil {
+		return err
+	}
+	if root != b.Header.Root {
+		l.alarm("proposed block root does not match its leaves", "height", b.Header.Height)
+		return fmt.Errorf("%w: block %d root does not match its leaves", ErrInvalid, b.Header.Height)
+	}
+	if _, err := l.checkBlock(b, false); err != nil {
+		if errors.Is(err, ErrConflict) {
+			l.alarm("proposed block repeats a record", "height", b.Header.Height)
+		}
+		return err
+	}
+	return nil
+}
+
+// snapshot is the applied state a raft snapshot names: it does not carry
+// the log, which a replica fetches by block sync.
+type snapshot struct {
+	applied   uint64   // replicated-log index of the state
+	height    uint64   // block height
+	blockHash [32]byte // hash of that block's header
+	finalSize uint64
+	finalNote []byte
+}
+
+func (s *snapshot) marshal() []byte {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddUint8(1)
+	b.AddUint64(s.applied)
+	b.AddUint64(s.height)
+	b.AddBytes(s.blockHash[:])
+	b.AddUint64(s.finalSize)
+	b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(s.finalNote) })
+	return b.BytesOrPanic()
+}
+
+func parseSnapshot(data []byte) (*snapshot, error) {
+	s := cryptobyte.String(data)
+	var v uint8
+	var h []byte
+	var note cryptobyte.String
+	out := &snapshot{}
+	if !s.ReadUint8(&v) || v != 1 || !s.ReadUint64(&out.applied) || !s.ReadUint64(&out.height) ||
+		!s.ReadBytes(&h, 32) || !s.ReadUint64(&out.finalSize) || !s.ReadUint24LengthPrefixed(&note) || !s.Empty() {
+		return nil, fmt.Errorf("%w: snapshot", ErrInvalid)
+	}
+	copy(out.blockHash[:], h)
+	out.finalNote = append([]byte(nil), note...)
+	return out, nil
+}
+
+// Snapshot implements consensus.Snapshotter.
+func (l *Ledger) Snapshot() ([]byte, error) {
+	l.applyMu.RLock()
+	defer l.applyMu.RUnlock()
+	applied, err := l.Applied()
+	if err != nil {
+		return nil, err
+	}
+	s := &snapshot{applied: applied}
+	if h, ok := l.st.Head(); ok {
+		s.height, s.blockHash = h.Height, h.Hash()
+	}
+	if size, signed, err := l.st.LatestCheckpoint(); err == nil {
+		s.finalSize, s.finalNote = size, signed
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	return s.marshal(), nil
+}
+
+// Restore implements consensus.Snapshotter: it brings this replica up to a
+// snapshot by block sync. It records "syncing to H" durably first, and
+// while it is set the replica neither signs checkpoints nor serves reads
+// (a crash mid-sync resumes it at the next start). Every fetched block is
+// checked exactly as a committed block is applied — hash chain, root, time,
+// each entry and its signature — and the final checkpoints that came with
+// it must meet the policy and name this replica's tree.
+func (l *Ledger) Restore(ctx context.Context, data []byte) error {
+	snap, err := parseSnapshot(data)
+	if err != nil {
+		return err
+	}
+	if h, ok := l.st.Head(); ok && h.Height >= snap.height {
+		return nil
+	}
+	if err := l.syncTo(ctx, snap.height); err != nil {
+		return err
+	}
+	if h, _ := l.st.Head(); h.Hash() != snap.blockHash {
+		l.alarm("block sync reached the snapshot height with another block", "height", snap.height)
+		return fmt.Errorf("%w: synced block %d differs from the snapshot's", ErrConflict, snap.height)
+	}
+	if snap.finalNote != nil {
+		if err := l.applyFinal(snap.applied, snap.finalNote); err != nil {
+			return err
+		}
+	}
+	return l.syncDone(snap.height)
+}
+
+// ResumeSync finishes a block sync that a crash interrupted: the target
+// height was recorded durably before the sync began.
+func (l *Ledger) ResumeSync(ctx context.Context) error {
+	target, ok, err := l.st.SyncTarget()
+	if err != nil || !ok {
+		return err
+	}
+	if err := l.syncTo(ctx, target); err != nil {
+		return err
+	}
+	return l.syncDone(target)
+}
+
+func (l *Ledger) syncDone(height uint64) error {
+	if err := l.st.ClearSyncTarget(); err != nil {
+		return err
+	}
+	l.syncingFlag.Store(false)
+	l.log.Info("synced", "height", height)
+	l.kickSigner()
+	return nil
+}
+
+// syncTo fetches, checks and applies blocks until the head reaches height.
+func (l *Ledger) syncTo(ctx context.Context, height uint64) error {
+	if l.fetch == nil {
+		return errors.New("ledger: catching up needs block sync, and no fetcher is configured")
+	}
+	if err := l.st.SetSyncTarget(height); err != nil {
+		return err
+	}
+	l.syncingFlag.Store(true)
+	l.log.Info("syncing", "to_height", height)
+	for {
+		h, _ := l.st.Head()
+		if h.Height >= height {
+			return nil
+		}
+		err := l.fetch(ctx, h.Height+1, func(got uint64, item []byte) error {
+			if got > height {
+				return errSyncDone
+			}
+			return l.applySyncItem(got, item)
+		})
+		if err != nil && !errors.Is(err, errSyncDone) {
+			return fmt.Errorf("block sync to %d: %w", height, err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+var errSyncDone = errors.New("sync target reached")
+
+// SyncItem returns what block sync serves for height: the block and the
+// final checkpoint of its tree size, if there is one.
+func (l *Ledger) SyncItem(height uint64) ([]byte, error) {
+	b, err := l.st.Block(height)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := b.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var final []byte
+	if size, signed, err := l.st.CheckpointCovering(b.Header.TreeSize - 1); err == nil && size == b.Header.TreeSize {
+		final = signed
+	}
+	out := cryptobyte.NewBuilder(nil)
+	out.AddUint32LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(enc) })
+	out.AddUint24LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(final) })
+	return out.Bytes()
+}
+
+// applySyncItem checks and applies one synced block and its final
+// checkpoint.
+func (l *Ledger) applySyncItem(height uint64, item []byte) error {
+	s := cryptobyte.String(item)
+	var n uint32
+	var enc []byte
+	var final cryptobyte.String
+	if !s.ReadUint32(&n) || !s.ReadBytes(&enc, int(n)) || !s.ReadUint24LengthPrefixed(&final) || !s.Empty() {
+		return fmt.Errorf("%w: sync item %d", ErrInvalid, height)
+	}
+	b, err := chain.ParseBlock(enc)
+	if err != nil {
+		return err
+	}
+	if b.Header.Height != height {
+		return fmt.Errorf("%w: asked for block %d, got %d", ErrInvalid, height, b.Header.Height)
+	}
+	l.applyMu.Lock()
+	kvs, err := l.checkBlock(b, true)
+	if err == nil {
+		err = l.st.AppendBlock(b, kvs)
+	}
+	l.applyMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("synced block %d: %w", height, err)
+	}
+	l.cacheApplied(kvs)
+	if len(final) > 0 {
+		fin, err := checkpoint.Open(final, l.policy)
+		if err != nil || uint64(fin.Size) != b.Header.TreeSize || fin.Root != b.Header.Root {
+			return fmt.Errorf("%w: final checkpoint synced with block %d does not verify", ErrInvalid, height)
+		}
+		if err := l.applyFinal(0, final); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -29,6 +29,9 @@ type Config struct {
 	P2PListen       string        // libp2p listen multiaddr
 	P2PKey          string        // libp2p identity key file
 	PSKFile         string        // optional private-network pre-shared key file ("" = none)
+	// SnapshotEntries: the raft log is compacted behind a snapshot every
+	// this many applied entries (0 = the raft package's default).
+	SnapshotEntries uint64
 }
 
 // Defaults.
@@ -97,6 +100,11 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 			c.P2PKey = val
 		case "psk_file":
 			c.PSKFile = val
+		case "raft_snapshot_entries":
+			c.SnapshotEntries, err = strconv.ParseUint(val, 10, 32)
+			if err == nil && c.SnapshotEntries < 10 {
+				err = fmt.Errorf("want at least 10")
+			}
 		case "log_level":
 			switch val {
 			case "debug", "info", "warn", "error":
@@ -138,7 +146,7 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if env != nil {
-		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level", "p2p_listen", "p2p_key", "psk_file"} {
+		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level", "p2p_listen", "p2p_key", "psk_file", "raft_snapshot_entries"} {
 			if v := env("CUNZHENG_" + strings.ToUpper(key)); v != "" {
 				if err := set(0, key, v); err != nil {
 					return nil, err
@@ -227,4 +235,8 @@ p2p_key = p2p.key
 # Optional private-network pre-shared key file (32 random bytes, hex), the
 # same on every node of the network. Empty: none.
 psk_file =
+
+# The raft log is compacted behind a snapshot every this many entries; a
+# node that falls further behind catches up by block sync.
+raft_snapshot_entries = 10000
 `

@@ -141,10 +141,13 @@ func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, lo
 	for _, mem := range m.Members {
 		peers = append(peers, raft.Peer{ID: mem.RaftID, Learner: !mem.Role.Voting()})
 	}
+	// Keep half a snapshot interval of entries for slow followers (at most
+	// the raft package's default), so a small interval still compacts.
+	keep := min(cfg.SnapshotEntries/2, raft.DefaultCompactKeep)
 	lc.NewOrderer = func(fsm consensus.FSM) (consensus.Orderer, error) {
 		n, err := raft.Start(context.Background(), raft.Config{
 			ID: self.RaftID, Dir: filepath.Join(dataDir, "raft"), Peers: peers,
-			Transport: r.tr, FSM: fsm, Logger: log,
+			Transport: r.tr, FSM: fsm, Logger: log, SnapshotEntries: cfg.SnapshotEntries, CompactKeep: keep,
 		})
 		if err != nil {
 			return nil, err

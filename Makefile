@@ -11,9 +11,9 @@ all: build
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/cunzheng
 
-## run: start a local node with a registered demo submitter (data kept in run/)
+## run: start a local 4-institution network with a registered demo submitter (data kept in run/)
 run: build
-	./testnet/run-single.sh
+	./testnet/run.sh
 
 ## test: vet, format check, and every test with the race detector
 test: lint

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -32,10 +33,27 @@ func (l *Ledger) signTrees(ctx context.Context) {
 		case <-l.headChanged:
 		}
 		if err := l.signHead(ctx); err != nil && ctx.Err() == nil {
-			l.log.Warn("checkpoint not signed", "err", err)
+			// The collector may not have applied this tree yet, or there
+			// is no leader for a moment: try again shortly, so the newest
+			// tree always gets this replica's signature in the end.
+			l.log.Debug("checkpoint signature not delivered; retrying", "err", err)
+			retry := time.NewTimer(signRetry)
+			select {
+			case <-retry.C:
+				l.kickSigner()
+			case <-ctx.Done():
+				retry.Stop()
+				return
+			case <-l.headChanged:
+				retry.Stop()
+				l.kickSigner()
+			}
 		}
 	}
 }
+
+// signRetry is how soon an undelivered checkpoint signature is sent again.
+const signRetry = 50 * time.Millisecond
 
 // kickSigner tells the signer goroutine the head moved.
 func (l *Ledger) kickSigner() {

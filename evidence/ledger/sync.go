@@ -277,15 +277,28 @@ func (l *Ledger) applySyncItem(height uint64, item []byte) error {
 		return fmt.Errorf("%w: asked for block %d, got %d", ErrInvalid, height, b.Header.Height)
 	}
 	l.applyMu.Lock()
-	kvs, err := l.checkBlock(b, true)
-	if err == nil {
-		err = l.st.AppendBlock(b, kvs)
+	if head, ok := l.st.Head(); ok && height <= head.Height {
+		// Applied meanwhile from the replicated log: it must be the same.
+		l.applyMu.Unlock()
+		have, err := l.st.BlockHeader(height)
+		if err != nil {
+			return err
+		}
+		if have.Hash() != b.Header.Hash() {
+			l.alarm("block sync offered another block at a height this replica holds", "height", height)
+			return fmt.Errorf("%w: synced block %d differs from the one applied here", ErrConflict, height)
+		}
+	} else {
+		kvs, err := l.checkBlock(b, true)
+		if err == nil {
+			err = l.st.AppendBlock(b, kvs)
+		}
+		l.applyMu.Unlock()
+		if err != nil {
+			return fmt.Errorf("synced block %d: %w", height, err)
+		}
+		l.cacheApplied(kvs)
 	}
-	l.applyMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("synced block %d: %w", height, err)
-	}
-	l.cacheApplied(kvs)
 	if len(final) > 0 {
 		fin, err := checkpoint.Open(final, l.policy)
 		if err != nil || uint64(fin.Size) != b.Header.TreeSize || fin.Root != b.Header.Root {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -280,5 +281,38 @@ func TestFollowerRestartAndSnapshotCatchUp(t *testing.T) {
 	st, err := c.client(f).Status(context.Background())
 	if err != nil || st.Syncing {
 		t.Fatalf("follower still syncing after catching up: %+v %v", st, err)
+	}
+}
+
+// TestMismatchedGenesisRefused: a node given another genesis manifest that
+// lists the same institutions refuses to start, names the peer and the
+// fingerprints, and writes nothing.
+func TestMismatchedGenesisRefused(t *testing.T) {
+	c := newCluster(t, 4)
+	c.leader()
+	nd := c.nw.Nodes[3]
+	c.procs[3].kill()
+	c.procs[3] = nil
+	var descs []string
+	for _, n := range c.nw.Nodes {
+		descs = append(descs, n.Dir+"/descriptor.json")
+	}
+	other := t.TempDir() + "/other.json"
+	if out, err := exec.Command(binPath, append([]string{"genesis", "--origin", "other.testnet.example/v1", "-o", other}, descs...)...).CombinedOutput(); err != nil {
+		t.Fatalf("genesis: %v %s", err, out)
+	}
+	data, _ := os.ReadFile(other)
+	os.WriteFile(nd.Dir+"/genesis.json", data, 0o644)
+	before, _ := os.ReadDir(nd.Dir + "/data")
+	out, err := exec.Command(binPath, "node", "--dir", nd.Dir, "--listen", nd.API).CombinedOutput()
+	if err == nil {
+		t.Fatal("a node with another genesis started")
+	}
+	if !strings.Contains(string(out), "another network") || !strings.Contains(string(out), "genesis") {
+		t.Fatalf("unclear error: %s", out)
+	}
+	after, _ := os.ReadDir(nd.Dir + "/data")
+	if len(after) != len(before) {
+		t.Fatalf("the refused node wrote a data directory: %v → %v", before, after)
 	}
 }

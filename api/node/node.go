@@ -275,7 +275,22 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 		}
 		token = strings.TrimSpace(string(t))
 	}
+	if _, err := member(m, cfg.Name, noteVerifierKey(m, signer), ""); err != nil {
+		return err
+	}
 	dataDir := filepath.Join(resolve(dir, cfg.DataDir), fp.String())
+	var rep *replication
+	if len(m.Members) > 1 {
+		// Before anything is written: the libp2p host starts, and every
+		// reachable peer must be on this very network.
+		if rep, err = startReplication(cfg, dir, dataDir, m, fp, log); err != nil {
+			return fmt.Errorf("replication: %w", err)
+		}
+		defer rep.close()
+		if err := rep.probeGenesis(ctx); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -290,15 +305,8 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 		Store: st, Genesis: genesis, Signer: signer, Logger: log,
 		SpaceCheck: disk.check, BatchMaxRecords: cfg.BatchMaxRecords, BatchInterval: cfg.BatchInterval,
 	}
-	if _, err := member(m, cfg.Name, noteVerifierKey(m, signer), ""); err != nil {
-		return err
-	}
-	var rep *replication
-	if len(m.Members) > 1 {
-		if rep, err = startReplication(cfg, dir, dataDir, m, log, &lc); err != nil {
-			return fmt.Errorf("replication: %w", err)
-		}
-		defer rep.close()
+	if rep != nil {
+		rep.configure(&lc)
 	}
 	l, err := ledger.Open(lc)
 	if err != nil {

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	etcdraft "go.etcd.io/raft/v3"
@@ -28,19 +30,29 @@ import (
 // over it, the raft orderer, and the RPCs by which followers forward
 // submissions and send checkpoint signatures to the leader.
 type replication struct {
-	host  *p2p.Host
-	tr    *p2p.RaftTransport
-	node  atomic.Pointer[raft.Node]
-	self  evidence.Member
-	peers map[uint64]peer.ID // raft ID → peer ID, every member but self
-	log   *slog.Logger
-	l     atomic.Pointer[ledger.Ledger]
+	host     *p2p.Host
+	tr       *p2p.RaftTransport
+	node     atomic.Pointer[raft.Node]
+	self     evidence.Member
+	peers    map[uint64]peer.ID // raft ID → peer ID, every member but self
+	log      *slog.Logger
+	l        atomic.Pointer[ledger.Ledger]
+	fp       evidence.Fingerprint
+	cfg      *Config
+	dataDir  string
+	manifest *evidence.Manifest
+	// sameNetwork holds the raft IDs of peers that answered the genesis
+	// probe with this network's fingerprint; raft messages from others
+	// are dropped until they do.
+	sameNetwork sync.Map
+	probing     sync.Map
 }
 
 // RPC names.
 const (
-	rpcSubmit = "submit"
-	rpcCosign = "cosign"
+	rpcSubmit  = "submit"
+	rpcCosign  = "cosign"
+	rpcGenesis = "genesis"
 )
 
 // member finds this node in the manifest and checks its keys are the ones
@@ -76,7 +88,7 @@ func readPSK(path string) ([]byte, error) {
 	return psk, nil
 }
 
-func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, log *slog.Logger, lc *ledger.Config) (*replication, error) {
+func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, fp evidence.Fingerprint, log *slog.Logger) (*replication, error) {
 	key, err := p2p.ReadKeyFile(resolve(dir, cfg.P2PKey))
 	if err != nil {
 		return nil, err
@@ -93,7 +105,7 @@ func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, lo
 	if err != nil {
 		return nil, err
 	}
-	r := &replication{self: self, peers: map[uint64]peer.ID{}, log: log}
+	r := &replication{self: self, peers: map[uint64]peer.ID{}, log: log, fp: fp, cfg: cfg, dataDir: dataDir, manifest: m}
 	var allowed []peer.ID
 	for _, mem := range m.Members {
 		if mem.Name == self.Name {
@@ -137,17 +149,28 @@ func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, lo
 			n.ReportSnapshot(id, st)
 		}
 	}
+	if err := p2p.Handle(r.host, rpcGenesis, func(context.Context, peer.ID, []byte) ([]byte, error) {
+		return fp[:], nil
+	}); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// configure points the ledger at the raft orderer and the leader RPCs.
+func (r *replication) configure(lc *ledger.Config) {
 	var peers []raft.Peer
-	for _, mem := range m.Members {
+	for _, mem := range r.manifest.Members {
 		peers = append(peers, raft.Peer{ID: mem.RaftID, Learner: !mem.Role.Voting()})
 	}
 	// Keep half a snapshot interval of entries for slow followers (at most
 	// the raft package's default), so a small interval still compacts.
-	keep := min(cfg.SnapshotEntries/2, raft.DefaultCompactKeep)
+	keep := min(r.cfg.SnapshotEntries/2, raft.DefaultCompactKeep)
 	lc.NewOrderer = func(fsm consensus.FSM) (consensus.Orderer, error) {
 		n, err := raft.Start(context.Background(), raft.Config{
-			ID: self.RaftID, Dir: filepath.Join(dataDir, "raft"), Peers: peers,
-			Transport: r.tr, FSM: fsm, Logger: log, SnapshotEntries: cfg.SnapshotEntries, CompactKeep: keep,
+			ID: r.self.RaftID, Dir: filepath.Join(r.dataDir, "raft"), Peers: peers,
+			Transport: r.tr, FSM: fsm, Logger: r.log, SnapshotEntries: r.cfg.SnapshotEntries, CompactKeep: keep,
 		})
 		if err != nil {
 			return nil, err
@@ -168,9 +191,55 @@ func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, lo
 	lc.Forward = r.forward
 	lc.SendCosignature = r.sendCosignature
 	lc.FetchBlocks = r.fetchBlocks
-	return r, nil
 }
 
+// probeWait bounds how long start-up waits for peers to answer the genesis
+// probe; unreachable peers are checked when they first speak.
+const probeWait = 3 * time.Second
+
+// probeGenesis asks every reachable peer for its genesis fingerprint and
+// fails if one is on another network: two networks must never mix logs.
+func (r *replication) probeGenesis(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, probeWait)
+	defer cancel()
+	type answer struct {
+		id  uint64
+		err error
+	}
+	out := make(chan answer, len(r.peers))
+	for id := range r.peers {
+		go func() { out <- answer{id, r.checkPeer(ctx, id)} }()
+	}
+	for range r.peers {
+		if a := <-out; errors.Is(a.err, errOtherNetwork) {
+			return a.err
+		}
+	}
+	return nil
+}
+
+var errOtherNetwork = errors.New("peer is on another network")
+
+// checkPeer asks one peer for its genesis fingerprint.
+func (r *replication) checkPeer(ctx context.Context, id uint64) error {
+	pid := r.peers[id]
+	resp, err := p2p.Call(ctx, r.host, pid, rpcGenesis, nil)
+	if err != nil {
+		return err
+	}
+	if string(resp) != string(r.fp[:]) {
+		name := pid.String()
+		for _, mem := range r.manifest.Members {
+			if mem.RaftID == id {
+				name = mem.Name + " (" + name + ")"
+			}
+		}
+		return fmt.Errorf("%w: %s has genesis %x, this node %s; compare genesis fingerprints out of band and give every node the same genesis.json",
+			errOtherNetwork, name, resp, r.fp)
+	}
+	r.sameNetwork.Store(id, true)
+	return nil
+}
 func resolveOpt(dir, p string) string {
 	if p == "" {
 		return ""
@@ -182,6 +251,22 @@ func (r *replication) deliver(ctx context.Context, m *raftpb.Message) error {
 	n := r.node.Load()
 	if n == nil {
 		return errors.New("raft is not running yet")
+	}
+	if _, ok := r.sameNetwork.Load(m.GetFrom()); !ok {
+		// First word from this peer: drop it (raft resends) until the peer
+		// has shown it is on this network.
+		if _, busy := r.probing.LoadOrStore(m.GetFrom(), true); !busy {
+			from := m.GetFrom()
+			go func() {
+				defer r.probing.Delete(from)
+				ctx, cancel := context.WithTimeout(context.Background(), probeWait)
+				defer cancel()
+				if err := r.checkPeer(ctx, from); errors.Is(err, errOtherNetwork) {
+					r.log.Error("ALARM: refusing raft messages from a peer of another network", "err", err)
+				}
+			}()
+		}
+		return nil
 	}
 	return n.Step(ctx, m)
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -43,4 +44,39 @@ func BenchmarkBatchIngestInProcess(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(records)/time.Since(start).Seconds(), "records/s")
+}
+
+// BenchmarkLookupInProcess profiles the public lookup path (digest →
+// leaf, inclusion proof and final checkpoint).
+func BenchmarkLookupInProcess(b *testing.B) {
+	n := newTestNode(b)
+	alice := n.register()
+	const records = 5000
+	subs := make([][]byte, records)
+	for i := range subs {
+		subs[i] = signedSubmission(b, n.origin, alice, fmt.Appendf(nil, "lookup %d", i))
+	}
+	for i := 0; i < records; i += 1000 {
+		if code, body := n.do("POST", "/v1/submissions/batch", api.BatchRequest{Submissions: subs[i : i+1000]}); code != 200 {
+			b.Fatalf("batch: %d %s", code, body)
+		}
+	}
+	paths := make([]string, records)
+	for i := range paths {
+		d := sha256.Sum256(fmt.Appendf(nil, "lookup %d", i))
+		paths[i] = fmt.Sprintf("/v1/lookup/%x", d)
+	}
+	b.ResetTimer()
+	var next atomic.Int64
+	b.SetParallelism(8) // many clients, as a court's users would be
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(next.Add(1)) % records
+			if code, _ := n.do("GET", paths[i], nil); code != 200 {
+				b.Errorf("lookup: %d", code)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
 }

@@ -100,6 +100,8 @@ type Store struct {
 	head     chain.BlockHeader
 	headHash [32]byte
 	hasHead  bool
+
+	rows rowCache // full (immutable) rows of tree hashes, for proofs
 }
 
 // Open opens (creating if needed) the store in dir for the network whose

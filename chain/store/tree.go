@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"golang.org/x/mod/sumdb/tlog"
@@ -143,7 +144,13 @@ func (s *Store) readNode(l int, n uint64) (tlog.Hash, error) {
 		h = tlog.RecordHash(v)
 		return h, closer.Close()
 	}
-	v, closer, err := s.db.Get(rowKey(l, n/rowWidth))
+	off := (n % rowWidth) * tlog.HashSize
+	key := rowKey(l, n/rowWidth)
+	if row := s.rows.get(key); row != nil {
+		copy(h[:], row[off:])
+		return h, nil
+	}
+	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return h, fmt.Errorf("tree node %d/%d: %w", l, n, ErrNotFound)
 	}
@@ -151,7 +158,10 @@ func (s *Store) readNode(l int, n uint64) (tlog.Hash, error) {
 		return h, fmt.Errorf("tree node %d/%d: %w", l, n, err)
 	}
 	defer closer.Close()
-	off := (n % rowWidth) * tlog.HashSize
+	if len(v) == rowWidth*tlog.HashSize {
+		// A full row never changes again.
+		s.rows.put(key, v)
+	}
 	if uint64(len(v)) < off+tlog.HashSize {
 		return h, fmt.Errorf("tree node %d/%d: %w", l, n, ErrNotFound)
 	}
@@ -226,4 +236,31 @@ func (s *Store) scanLeaves(start, end uint64, fn func(index uint64, leaf []byte)
 		err = fmt.Errorf("%w: leaf %d missing", ErrCorrupt, next)
 	}
 	return err
+}
+
+// maxCachedRows bounds the row cache (8 KiB a row: 32 MiB).
+const maxCachedRows = 4096
+
+// rowCache keeps full rows of tree hashes in memory: proofs for recent and
+// popular records read the same upper rows again and again, and a full row
+// is immutable, so the cache never needs invalidating.
+type rowCache struct {
+	mu   sync.RWMutex
+	rows map[string][]byte
+}
+
+func (c *rowCache) get(key []byte) []byte {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rows[string(key)]
+}
+
+func (c *rowCache) put(key, row []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rows == nil || len(c.rows) >= maxCachedRows {
+		// Dropping everything is crude but bounded; hot rows return at once.
+		c.rows = make(map[string][]byte, 256)
+	}
+	c.rows[string(key)] = append([]byte(nil), row...)
 }

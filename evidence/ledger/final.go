@@ -35,7 +35,7 @@ func (l *Ledger) covering(index uint64) (uint64, []byte, error) {
 type Record struct {
 	Index          uint64
 	Leaf           []byte
-	Submission     []byte // nil for governance entries
+	Submission     []byte // set by Receipt only; nil for governance entries
 	CheckpointSize uint64
 	Checkpoint     []byte // signed note
 	Proof          []byte // C2SP tlog-proof@v1 text
@@ -91,16 +91,12 @@ func (l *Ledger) record(index uint64, hr tlog.HashReader) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	side, err := l.st.Sidecar(index)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
 	hashes, err := tlog.ProveRecord(int64(size), int64(index), hr)
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof %d in %d: %w", index, size, err)
 	}
 	p := checkpoint.Proof{Index: int64(index), Hashes: hashes, Checkpoint: signed}
-	return &Record{Index: index, Leaf: leaf, Submission: side, CheckpointSize: size, Checkpoint: signed, Proof: p.Format()}, nil
+	return &Record{Index: index, Leaf: leaf, CheckpointSize: size, Checkpoint: signed, Proof: p.Format()}, nil
 }
 
 // Receipt returns the receipt of evidence record index, without an opening
@@ -127,6 +123,11 @@ func (l *Ledger) Receipts(indexes []uint64) ([]*evidence.Receipt, error) {
 func (l *Ledger) receipt(index uint64, hr tlog.HashReader) (*evidence.Receipt, error) {
 	rec, err := l.record(index, hr)
 	if err != nil {
+		return nil, err
+	}
+	// Submissions live beside the log and name the submitter: only
+	// receipts read them.
+	if rec.Submission, err = l.st.Sidecar(index); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	if len(rec.Submission) == 0 {

@@ -2,18 +2,13 @@ package ledger_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
-	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cunzheng/cunzheng/chain"
 	"github.com/cunzheng/cunzheng/chain/checkpoint"
-	"github.com/cunzheng/cunzheng/chain/store"
 	"github.com/cunzheng/cunzheng/evidence"
 	"github.com/cunzheng/cunzheng/evidence/ledger"
 )
@@ -23,36 +18,11 @@ import (
 // the follower's clock, a repeated record, a leaf not matching its
 // submission, another network) is refused, and an honest one passes.
 func TestCheckRefusesForgedProposals(t *testing.T) {
-	in := newInstitution(t, "court.example", 1)
-	m := &evidence.Manifest{Origin: "court.example/log", Sequence: 1, Threshold: 1, CreatedAt: 1, Members: []evidence.Member{in.member}}
-	genesis, _ := m.Marshal()
-	fp, _ := m.Fingerprint()
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"), fp, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	l, err := ledger.Open(ledger.Config{Store: st, Genesis: genesis, Signer: in.signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	pub, alice, _ := ed25519.GenerateKey(rand.Reader)
-	g := &evidence.Governance{Action: evidence.ActionRegisterSubmitter, IssuedMS: 1,
-		Subject: evidence.PublicKey{Alg: evidence.Ed25519, Key: pub}, Admin: evidence.Ed25519Signer{Key: in.admin}.Public()}
-	g.Sign(m.Origin, evidence.Ed25519Signer{Key: in.admin})
-	genc, _ := g.Marshal()
-	if _, _, err := l.SubmitGovernance(context.Background(), genc); err != nil {
-		t.Fatal(err)
-	}
-	sub := func(data string) []byte {
-		d := sha256.Sum256([]byte(data))
-		s := &evidence.Submission{Digests: []evidence.Digest{{Alg: evidence.SHA256, Value: d[:]}}, Kind: evidence.KindFile, Size: 1,
-			Submitter: evidence.Ed25519Signer{Key: alice}.Public()}
-		s.Sign(m.Origin, evidence.Ed25519Signer{Key: alice})
-		enc, _ := s.Marshal()
-		return enc
-	}
+	o := newOneInstitution(t)
+	l, st := o.open(t, ledger.Config{})
+	alice := o.registerSubmitter(t, l)
+	m, in := o.m, o.in
+	sub := func(data string) []byte { return o.submission(t, alice, data) }
 	first := sub("first")
 	if _, _, err := l.Submit(context.Background(), first); err != nil {
 		t.Fatal(err)
@@ -114,5 +84,4 @@ func TestCheckRefusesForgedProposals(t *testing.T) {
 	if st.TreeSize() != size {
 		t.Fatal("Check changed the log")
 	}
-	_ = fmt.Sprint
 }

@@ -164,42 +164,13 @@ func (d *direct) Propose(ctx context.Context, data []byte) error {
 func (d *direct) Close() error { return nil }
 
 func TestCommittedForgedBlocksAreSkipped(t *testing.T) {
-	in := newInstitution(t, "court.example", 1)
-	m := &evidence.Manifest{Origin: "court.example/log", Sequence: 1, Threshold: 1, CreatedAt: 1, Members: []evidence.Member{in.member}}
-	genesis, _ := m.Marshal()
-	fp, _ := m.Fingerprint()
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"), fp, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	o := newOneInstitution(t)
 	var orderer *direct
-	l, err := ledger.Open(ledger.Config{Store: st, Genesis: genesis, Signer: in.signer,
+	l, st := o.open(t, ledger.Config{
 		NewOrderer: func(f consensus.FSM) (consensus.Orderer, error) { orderer = &direct{fsm: f}; return orderer, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	alice, _ := func() (ed25519.PrivateKey, uint64) {
-		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-		g := &evidence.Governance{Action: evidence.ActionRegisterSubmitter, IssuedMS: 1,
-			Subject: evidence.PublicKey{Alg: evidence.Ed25519, Key: pub}, Admin: evidence.Ed25519Signer{Key: in.admin}.Public()}
-		g.Sign(m.Origin, evidence.Ed25519Signer{Key: in.admin})
-		enc, _ := g.Marshal()
-		idx, _, err := l.SubmitGovernance(context.Background(), enc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return priv, idx
-	}()
-	sub := func(data string) []byte {
-		d := sha256.Sum256([]byte(data))
-		s := &evidence.Submission{Digests: []evidence.Digest{{Alg: evidence.SHA256, Value: d[:]}}, Kind: evidence.KindFile, Size: 1,
-			Submitter: evidence.Ed25519Signer{Key: alice}.Public()}
-		s.Sign(m.Origin, evidence.Ed25519Signer{Key: alice})
-		enc, _ := s.Marshal()
-		return enc
-	}
+	alice := o.registerSubmitter(t, l)
+	m := o.m
+	sub := func(data string) []byte { return o.submission(t, alice, data) }
 	first := sub("first")
 	if _, _, err := l.Submit(context.Background(), first); err != nil {
 		t.Fatal(err)

@@ -316,7 +316,11 @@ func (r *retries) String() string {
 		if i == 0 {
 			sb.WriteString("; 503s:")
 		}
-		fmt.Fprintf(&sb, " %d× %q", e.n, e.msg[:min(len(e.msg), 160)])
+		msg := e.msg
+		if len(msg) > 240 { // keep the operation and the cause
+			msg = msg[:100] + "…" + msg[len(msg)-140:]
+		}
+		fmt.Fprintf(&sb, " %d× %q", e.n, msg)
 	}
 	return sb.String()
 }

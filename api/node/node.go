@@ -317,6 +317,7 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 		if err := rep.serve(l); err != nil {
 			return err
 		}
+		go rep.fwd.run(ctx)
 		go func() {
 			if err := l.ResumeSync(ctx); err != nil && ctx.Err() == nil {
 				log.Error("block sync did not finish", "err", err)

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,6 +36,7 @@ type replication struct {
 	peers    map[uint64]peer.ID // raft ID → peer ID, every member but self
 	log      *slog.Logger
 	l        atomic.Pointer[ledger.Ledger]
+	fwd      *forwarder
 	fp       evidence.Fingerprint
 	cfg      *Config
 	dataDir  string
@@ -50,7 +50,6 @@ type replication struct {
 
 // RPC names.
 const (
-	rpcSubmit  = "submit"
 	rpcCosign  = "cosign"
 	rpcGenesis = "genesis"
 )
@@ -106,6 +105,7 @@ func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, fp
 		return nil, err
 	}
 	r := &replication{self: self, peers: map[uint64]peer.ID{}, log: log, fp: fp, cfg: cfg, dataDir: dataDir, manifest: m}
+	r.fwd = newForwarder(r)
 	var allowed []peer.ID
 	for _, mem := range m.Members {
 		if mem.Name == self.Name {
@@ -180,13 +180,15 @@ func (r *replication) configure(lc *ledger.Config) {
 	}
 	lc.IsLeader = func() bool {
 		n := r.node.Load()
+		return n != nil && n.Status().IsLeader
+	}
+	lc.CaughtUp = func() bool {
+		n := r.node.Load()
 		if n == nil {
 			return false
 		}
 		st := n.Status()
-		// A new leader sequences only once it has applied everything
-		// committed before it, so its blocks extend the real head.
-		return st.IsLeader && st.Applied >= st.Commit
+		return st.Applied >= st.Commit
 	}
 	lc.Forward = r.forward
 	lc.SendCosignature = r.sendCosignature
@@ -275,32 +277,7 @@ func (r *replication) deliver(ctx context.Context, m *raftpb.Message) error {
 func (r *replication) serve(l *ledger.Ledger) error {
 	r.l.Store(l)
 	p2p.ServeBlocks(r.host, syncSource{l})
-	if err := p2p.Handle(r.host, rpcSubmit, func(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
-		if len(req) < 1 {
-			return nil, errors.New("empty request")
-		}
-		var idx uint64
-		var existing bool
-		var err error
-		switch req[0] {
-		case 's':
-			idx, existing, err = l.SubmitHere(ctx, req[1:])
-		case 'g':
-			idx, existing, err = l.SubmitGovernanceHere(ctx, req[1:])
-		default:
-			return nil, errors.New("unknown request kind")
-		}
-		if err != nil {
-			return nil, encodeRemoteErr(err)
-		}
-		out := binary.BigEndian.AppendUint64(nil, idx)
-		if existing {
-			out = append(out, 1)
-		} else {
-			out = append(out, 0)
-		}
-		return out, nil
-	}); err != nil {
+	if err := p2p.Handle(r.host, rpcSubmitBatch, handleSubmitBatch(l)); err != nil {
 		return err
 	}
 	return p2p.Handle(r.host, rpcCosign, func(_ context.Context, _ peer.ID, req []byte) ([]byte, error) {
@@ -330,7 +307,7 @@ func (r *replication) leaderPeer() (peer.ID, bool, error) {
 }
 
 func (r *replication) forward(ctx context.Context, kind string, payload []byte) (uint64, bool, error) {
-	pid, self, err := r.leaderPeer()
+	_, self, err := r.leaderPeer()
 	if err != nil {
 		return 0, false, err
 	}
@@ -345,14 +322,7 @@ func (r *replication) forward(ctx context.Context, kind string, payload []byte) 
 	if kind == "governance" {
 		tag = 'g'
 	}
-	resp, err := p2p.Call(ctx, r.host, pid, rpcSubmit, append([]byte{tag}, payload...))
-	if err != nil {
-		return 0, false, decodeRemoteErr(err)
-	}
-	if len(resp) != 9 {
-		return 0, false, fmt.Errorf("leader answered %d bytes", len(resp))
-	}
-	return binary.BigEndian.Uint64(resp), resp[8] == 1, nil
+	return r.fwd.forward(ctx, tag, payload)
 }
 
 func (r *replication) sendCosignature(ctx context.Context, signed []byte) error {
@@ -452,13 +422,22 @@ func encodeRemoteErr(err error) error {
 func decodeRemoteErr(err error) error {
 	var re *p2p.RemoteError
 	if !errors.As(err, &re) {
+		if strings.Contains(err.Error(), "resource limit") {
+			return fmt.Errorf("%w: the link to the leader is saturated: %v", ledger.ErrOverloaded, err)
+		}
 		return fmt.Errorf("%w: forwarding to the leader: %v", ledger.ErrNotLeader, err)
 	}
-	code, msg, _ := strings.Cut(re.Message, "|")
+	return decodeCode(re.Message)
+}
+
+// decodeCode turns a "code|message" error from the leader back into the
+// ledger error it stands for.
+func decodeCode(text string) error {
+	code, msg, _ := strings.Cut(text, "|")
 	for _, c := range remoteCodes {
 		if strings.HasSuffix(code, c.code) {
 			return fmt.Errorf("%w (at the leader): %s", c.err, msg)
 		}
 	}
-	return fmt.Errorf("leader: %s", re.Message)
+	return fmt.Errorf("leader: %s", text)
 }

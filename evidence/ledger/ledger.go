@@ -69,6 +69,10 @@ type Config struct {
 	SendCosignature func(ctx context.Context, signed []byte) error
 	// IsLeader reports whether this replica sequences blocks; nil = always.
 	IsLeader func() bool
+	// CaughtUp reports whether this replica has applied everything
+	// committed; a new leader sequences only then, so its blocks extend
+	// the real head (nil = always).
+	CaughtUp func() bool
 	// Forward hands a submission ("submission") or governance entry
 	// ("governance") to the leader and returns its index once final there;
 	// needed when IsLeader can be false.
@@ -129,6 +133,7 @@ type Ledger struct {
 	headChanged chan struct{}
 	sendCosig   func(ctx context.Context, signed []byte) error
 	isLeader    func() bool
+	caughtUp    func() bool
 	forward     func(ctx context.Context, kind string, payload []byte) (uint64, bool, error)
 	syncingFlag atomic.Bool
 	fetch       BlockFetcher
@@ -187,6 +192,7 @@ func Open(cfg Config) (*Ledger, error) {
 		finalNotify: make(chan struct{}),
 		sendCosig:   cfg.SendCosignature,
 		isLeader:    cfg.IsLeader,
+		caughtUp:    cfg.CaughtUp,
 		forward:     cfg.Forward,
 		fetch:       cfg.FetchBlocks,
 	}
@@ -285,16 +291,28 @@ func (l *Ledger) Submit(ctx context.Context, subBytes []byte) (index uint64, exi
 // SubmitGovernance applies a signed governance entry and returns its index
 // once final. An identical entry already in the log returns its index.
 func (l *Ledger) SubmitGovernance(ctx context.Context, entry []byte) (index uint64, existing bool, err error) {
-	return l.submitGovernance(ctx, entry, true)
+	return l.submitGovernance(ctx, entry, fromClient)
 }
 
-// SubmitGovernanceHere is SubmitGovernance for an entry forwarded by
-// another replica: it never forwards again.
+// SubmitGovernanceHere takes a governance entry another replica forwarded:
+// it never forwards again and returns once the entry is committed (the
+// asking replica waits for finality itself).
 func (l *Ledger) SubmitGovernanceHere(ctx context.Context, entry []byte) (uint64, bool, error) {
-	return l.submitGovernance(ctx, entry, false)
+	return l.submitGovernance(ctx, entry, fromReplica)
 }
 
-func (l *Ledger) submitGovernance(ctx context.Context, entry []byte, mayForward bool) (uint64, bool, error) {
+// arrival says where an entry came from.
+type arrival int
+
+const (
+	// fromClient: may be forwarded to the leader; returns once final.
+	fromClient arrival = iota
+	// fromReplica: forwarded by another replica; never forwarded again,
+	// returns once committed.
+	fromReplica
+)
+
+func (l *Ledger) submitGovernance(ctx context.Context, entry []byte, from arrival) (uint64, bool, error) {
 	g, err := evidence.ParseGovernance(entry)
 	if err != nil {
 		return 0, false, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -302,47 +320,35 @@ func (l *Ledger) submitGovernance(ctx context.Context, entry []byte, mayForward 
 	if err := l.checkGovernance(g, nil); err != nil {
 		return 0, false, err
 	}
-	key := governanceDedupKey(g, entry)
-	if idx, ok, err := l.committedIndex(key); err != nil || ok {
-		if err == nil {
-			err = l.WaitFinal(ctx, idx)
-		}
-		return idx, ok, err
-	}
-	if !l.leader() {
-		return l.forwarded(ctx, mayForward, "governance", entry)
-	}
-	return l.finalAfter(l.enqueue(ctx, &pending{typ: evidence.EntryGovernance, gov: g, govBytes: entry, key: key}))
+	return l.submitEntry(ctx, &pending{typ: evidence.EntryGovernance, gov: g, govBytes: entry, key: governanceDedupKey(g, entry)}, "governance", entry, from)
 }
 
-// leader reports whether this replica sequences blocks.
-func (l *Ledger) leader() bool { return l.isLeader == nil || l.isLeader() }
-
-// forwarded hands an entry to the leader and waits until this replica has
-// applied the final checkpoint that covers it.
-func (l *Ledger) forwarded(ctx context.Context, mayForward bool, kind string, payload []byte) (uint64, bool, error) {
-	if !mayForward || l.forward == nil {
-		return 0, false, fmt.Errorf("%w: this replica is not the leader", ErrNotLeader)
-	}
-	idx, existing, err := l.forward(ctx, kind, payload)
-	if err != nil {
+// submitEntry returns the index of an already committed twin, forwards to
+// the leader, or queues the entry for the next block, then waits as from
+// says.
+func (l *Ledger) submitEntry(ctx context.Context, p *pending, kind string, payload []byte, from arrival) (uint64, bool, error) {
+	idx, existing, err := l.committedIndex(p.key)
+	switch {
+	case err != nil:
 		return 0, false, err
+	case existing:
+	case !l.leader() && from == fromReplica:
+		return 0, false, fmt.Errorf("%w: this replica is not the leader", ErrNotLeader)
+	case !l.leader() && l.forward == nil:
+		return 0, false, fmt.Errorf("%w: this replica is not the leader", ErrNotLeader)
+	case !l.leader():
+		idx, existing, err = l.forward(ctx, kind, payload)
+	default:
+		idx, existing, err = l.enqueueWait(ctx, p)
 	}
-	return idx, existing, l.WaitFinal(ctx, idx)
-}
-
-// finalAfter waits for finality of a freshly committed entry.
-func (l *Ledger) finalAfter(ctx context.Context, idx uint64, existing bool, err error) (uint64, bool, error) {
-	if err != nil {
+	if err != nil || from == fromReplica {
 		return idx, existing, err
 	}
 	return idx, existing, l.WaitFinal(ctx, idx)
 }
 
-func (l *Ledger) enqueue(ctx context.Context, p *pending) (context.Context, uint64, bool, error) {
-	idx, existing, err := l.enqueueWait(ctx, p)
-	return ctx, idx, existing, err
-}
+// leader reports whether this replica sequences blocks.
+func (l *Ledger) leader() bool { return l.isLeader == nil || l.isLeader() }
 
 func (l *Ledger) enqueueWait(ctx context.Context, p *pending) (uint64, bool, error) {
 	if l.space != nil {
@@ -415,29 +421,16 @@ func (l *Ledger) Prepare(subBytes []byte) (*Prepared, error) {
 
 // SubmitPrepared preserves a prepared Submission; see Submit.
 func (l *Ledger) SubmitPrepared(ctx context.Context, p *Prepared) (index uint64, existing bool, err error) {
-	return l.submitPrepared(ctx, p, true)
+	return l.submitEntry(ctx, &pending{typ: evidence.EntryEvidence, sub: p.sub, subBytes: p.bytes, key: evidenceDedupKey(p.sub)}, "submission", p.bytes, fromClient)
 }
 
-// SubmitHere is Submit for a submission forwarded by another replica: it
-// never forwards again.
+// SubmitHere takes a submission another replica forwarded: it never
+// forwards again and returns once the record is committed (the asking
+// replica waits for finality itself).
 func (l *Ledger) SubmitHere(ctx context.Context, subBytes []byte) (uint64, bool, error) {
 	p, err := l.Prepare(subBytes)
 	if err != nil {
 		return 0, false, err
 	}
-	return l.submitPrepared(ctx, p, false)
-}
-
-func (l *Ledger) submitPrepared(ctx context.Context, p *Prepared, mayForward bool) (uint64, bool, error) {
-	key := evidenceDedupKey(p.sub)
-	if idx, ok, err := l.committedIndex(key); err != nil || ok {
-		if err == nil {
-			err = l.WaitFinal(ctx, idx)
-		}
-		return idx, ok, err
-	}
-	if !l.leader() {
-		return l.forwarded(ctx, mayForward, "submission", p.bytes)
-	}
-	return l.finalAfter(l.enqueue(ctx, &pending{typ: evidence.EntryEvidence, sub: p.sub, subBytes: p.bytes, key: key}))
+	return l.submitEntry(ctx, &pending{typ: evidence.EntryEvidence, sub: p.sub, subBytes: p.bytes, key: evidenceDedupKey(p.sub)}, "submission", p.bytes, fromReplica)
 }

@@ -68,6 +68,10 @@ func (l *Ledger) finish(batch []*pending, err error) {
 // commit builds a block from batch, leaving out entries the log would
 // reject, commits it and makes it final.
 func (l *Ledger) commit(ctx context.Context, batch []*pending) {
+	if !l.waitCaughtUp(ctx) {
+		l.finish(batch, fmt.Errorf("%w: leadership is changing; retry", ErrNotLeader))
+		return
+	}
 	head, hasHead := l.st.Head()
 	next := l.st.TreeSize()
 	height, prev, prevTime := uint64(1), [32]byte{}, uint64(0)
@@ -147,4 +151,20 @@ func (l *Ledger) leafFor(p *pending, timeMS, height uint64) (leaf, sidecar []byt
 		return leaf, nil, err
 	}
 	return nil, nil, fmt.Errorf("%w: entry type %d", ErrInvalid, p.typ)
+}
+
+// caughtUpWait bounds how long a new leader waits to apply what was
+// committed before it took over.
+const caughtUpWait = 2 * time.Second
+
+// waitCaughtUp waits until this replica has applied every committed entry.
+func (l *Ledger) waitCaughtUp(ctx context.Context) bool {
+	deadline := time.Now().Add(caughtUpWait)
+	for l.caughtUp != nil && !l.caughtUp() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cunzheng/cunzheng/api"
 	"github.com/cunzheng/cunzheng/api/client"
+	"github.com/cunzheng/cunzheng/evidence/ledger"
 )
 
 // TestPartitionNetns cuts a five-institution network in two with network
@@ -24,7 +25,22 @@ import (
 // acknowledging; the two acknowledge nothing and their logs do not move.
 // After healing, all five converge on one log that holds every
 // acknowledged record once, consistent with what each published before.
-func TestPartitionNetns(t *testing.T) {
+func TestPartitionNetns(t *testing.T) { partitionNetns(t, 0) }
+
+// TestPartitionNetnsLong holds the partition longer than a follower's clock
+// skew bound: after healing, the minority must still take the blocks the
+// majority committed meanwhile, however old their times are by then.
+func TestPartitionNetnsLong(t *testing.T) {
+	// Today the healed minority refuses those blocks for ever (block time
+	// "off this replica's clock") and never converges: the skew check runs
+	// on entries already committed. Remove this skip with that fix.
+	t.Skip("a replica behind by more than ledger.DefaultMaxSkew refuses committed blocks")
+	partitionNetns(t, ledger.DefaultMaxSkew+2*time.Second)
+}
+
+// partitionNetns runs the partition scenario, holding the partition for at
+// least hold once the majority has acknowledged.
+func partitionNetns(t *testing.T, hold time.Duration) {
 	requireNetns(t)
 	const n = 5
 	x, err := NewNetns(fmt.Sprintf("czpart-%d-%d", os.Getpid(), netnsSeq.Add(1)), "10.231.0", n)
@@ -148,6 +164,9 @@ func TestPartitionNetns(t *testing.T) {
 	t.Logf("partition: %s elected after %v; majority acknowledged %d records by %v; minority refused and stepped down",
 		nw.Nodes[newLead].Name, elected.Round(time.Millisecond), acked, majorityAcked.Round(time.Millisecond))
 
+	if rest := hold - time.Since(cut); rest > 0 {
+		time.Sleep(rest) // the fault itself lasts this long; nothing is awaited
+	}
 	healed := time.Now()
 	if err := x.Heal(); err != nil {
 		t.Fatal(err)
@@ -157,7 +176,7 @@ func TestPartitionNetns(t *testing.T) {
 		rs.submitSignedUntilAcked(i, refused[i], minorityFile(i), 20*time.Second)
 	}
 	final := rs.converge(all(n), 30*time.Second)
-	t.Logf("healed: all %d nodes at size %d after %v", n, final.Size, time.Since(healed).Round(time.Millisecond))
+	t.Logf("partition lasted %v; after healing, all %d nodes reached size %d in %v", healed.Sub(cut).Round(time.Millisecond), n, final.Size, time.Since(healed).Round(time.Millisecond))
 	rs.checkAcked(all(n))
 	rs.checkConsistent(all(n), before, final)
 	t.Logf("total %v from first leader", time.Since(start).Round(time.Millisecond))

@@ -31,10 +31,6 @@ func TestPartitionNetns(t *testing.T) { partitionNetns(t, 0) }
 // skew bound: after healing, the minority must still take the blocks the
 // majority committed meanwhile, however old their times are by then.
 func TestPartitionNetnsLong(t *testing.T) {
-	// Today the healed minority refuses those blocks for ever (block time
-	// "off this replica's clock") and never converges: the skew check runs
-	// on entries already committed. Remove this skip with that fix.
-	t.Skip("a replica behind by more than ledger.DefaultMaxSkew refuses committed blocks")
 	partitionNetns(t, ledger.DefaultMaxSkew+2*time.Second)
 }
 

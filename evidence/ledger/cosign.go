@@ -68,8 +68,8 @@ func (l *Ledger) kickSigner() {
 // refuses another root for N or a smaller N, so no crash or restart can
 // make this node sign two trees of one size or sign backwards.
 func (l *Ledger) signHead(ctx context.Context) error {
-	if l.syncing() {
-		return nil // neither signs nor serves until caught up
+	if l.syncing() || l.observer {
+		return nil // an observer never signs; a syncing replica not yet
 	}
 	size := l.st.TreeSize()
 	if size == 0 {

@@ -134,6 +134,7 @@ type Ledger struct {
 	sendCosig   func(ctx context.Context, signed []byte) error
 	isLeader    func() bool
 	caughtUp    func() bool
+	observer    bool // replicates and serves, never signs checkpoints
 	forward     func(ctx context.Context, kind string, payload []byte) (uint64, bool, error)
 	syncingFlag atomic.Bool
 	fetch       BlockFetcher
@@ -171,11 +172,21 @@ func Open(cfg Config) (*Ledger, error) {
 	if cfg.Store == nil || cfg.Signer == nil {
 		return nil, errors.New("ledger: Store and Signer are required")
 	}
+	// A voting institution's node signs checkpoints with its key; an
+	// observer replicates and serves proofs but never signs.
+	observer := false
 	if _, err := vs.Verifier(cfg.Signer.Name(), cfg.Signer.KeyHash()); err != nil {
-		return nil, fmt.Errorf("ledger: checkpoint key %q is not a voting member's key in the manifest", cfg.Signer.Name())
+		for _, mem := range m.Members {
+			if mem.Name == cfg.Signer.Name() && !mem.Role.Voting() {
+				observer = true
+			}
+		}
+		if !observer {
+			return nil, fmt.Errorf("ledger: checkpoint key %q is not a member's key in the manifest", cfg.Signer.Name())
+		}
 	}
 	l := &Ledger{
-		st: cfg.Store, manifest: m, genesis: cfg.Genesis, fp: sha256.Sum256(cfg.Genesis),
+		st: cfg.Store, manifest: m, genesis: cfg.Genesis, fp: sha256.Sum256(cfg.Genesis), observer: observer,
 		policy:      checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)},
 		signer:      cfg.Signer,
 		now:         cfg.Now,

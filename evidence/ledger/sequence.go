@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cunzheng/cunzheng/chain"
+	"github.com/cunzheng/cunzheng/consensus"
 	"github.com/cunzheng/cunzheng/evidence"
 )
 
@@ -122,10 +124,14 @@ func (l *Ledger) commit(ctx context.Context, batch []*pending) {
 		l.cacheMu.Lock()
 		l.proposed.hash, l.proposed.kvs = b.Header.Hash(), kvs
 		l.cacheMu.Unlock()
-		err = l.orderer.Propose(ctx, wrapEntry(entryBlock, enc))
+		if err = l.orderer.Propose(ctx, wrapEntry(entryBlock, enc)); err != nil && !errors.Is(err, consensus.ErrStopped) {
+			// Leadership moved or the proposal was dropped: the clients'
+			// retry is safe (dedup), so they are told to retry.
+			err = fmt.Errorf("%w: block not committed (%v); retry", ErrNotLeader, err)
+		}
 	}
 	if h, ok := l.st.Head(); err == nil && (!ok || h.Hash() != b.Header.Hash()) {
-		err = fmt.Errorf("block %d was committed but not applied (see alarms); retry", height)
+		err = fmt.Errorf("%w: block %d was committed but not applied (see alarms); retry", ErrNotLeader, height)
 	}
 	if err != nil {
 		l.log.Error("block not committed", "height", height, "records", len(kept), "err", err)

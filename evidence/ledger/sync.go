@@ -17,8 +17,8 @@ import (
 // (Check), snapshots of the applied state (Snapshot) and catching up by
 // block sync (Restore, SyncItem).
 
-// DefaultMaxSkew bounds how far a block's time may be from this replica's
-// clock when it checks the block.
+// DefaultMaxSkew bounds how far ahead of this replica's clock a block's
+// time may be when it checks the block.
 const DefaultMaxSkew = 10 * time.Second
 
 // Check implements consensus.Checker: a follower refuses to acknowledge an
@@ -60,9 +60,12 @@ func (l *Ledger) Check(data []byte) error {
 	if b.Header.Origin != l.manifest.Origin {
 		return fmt.Errorf("%w: block of origin %q", ErrInvalid, b.Header.Origin)
 	}
-	if d := time.Duration(int64(b.Header.TimeMS)-l.now().UnixMilli()) * time.Millisecond; d > DefaultMaxSkew || d < -DefaultMaxSkew {
-		l.alarm("proposed block time is off this replica's clock", "height", b.Header.Height, "skew", d)
-		return fmt.Errorf("%w: block %d time is %v off this replica's clock", ErrInvalid, b.Header.Height, d)
+	// A block may not claim a time ahead of this replica's clock (beyond
+	// the skew bound). Older times are normal for a replica catching up
+	// on committed blocks; "never backwards" is checked against the head.
+	if d := time.Duration(int64(b.Header.TimeMS)-l.now().UnixMilli()) * time.Millisecond; d > DefaultMaxSkew {
+		l.alarm("proposed block time is ahead of this replica's clock", "height", b.Header.Height, "skew", d)
+		return fmt.Errorf("%w: block %d time is %v ahead of this replica's clock", ErrInvalid, b.Header.Height, d)
 	}
 	l.applyMu.RLock()
 	defer l.applyMu.RUnlock()

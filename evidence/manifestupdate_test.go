@@ -113,7 +113,9 @@ func TestCheckManifestUpdate(t *testing.T) {
 		{"add two", func() []byte {
 			return updateTo(t, prev, withMembers(prev, append(prev.Members, fresh, testMember(t, "x.example", 5))...), 1, 2)
 		}, used(prev), evidence.ErrMalformed},
-		{"swap one", func() []byte { return updateTo(t, prev, withMembers(prev, prev.Members[0], prev.Members[1], fresh), 1, 2) }, used(prev), evidence.ErrMalformed},
+		{"swap one", func() []byte {
+			return updateTo(t, prev, withMembers(prev, prev.Members[0], prev.Members[1], fresh), 1, 2)
+		}, used(prev), evidence.ErrMalformed},
 		{"no change", func() []byte { return updateTo(t, prev, withMembers(prev, prev.Members...), 1, 2) }, used(prev), evidence.ErrMalformed},
 		{"member changed", func() []byte {
 			ms := append([]evidence.Member(nil), prev.Members...)

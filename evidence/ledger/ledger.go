@@ -102,12 +102,12 @@ type Ledger struct {
 	versions   atomic.Pointer[[]*version]
 	onManifest func(*evidence.Manifest)
 	signer     note.Signer
-	now      func() time.Time
-	log      *slog.Logger
-	space    func() error
-	orderer  consensus.Orderer
-	maxBatch int
-	interval time.Duration
+	now        func() time.Time
+	log        *slog.Logger
+	space      func() error
+	orderer    consensus.Orderer
+	maxBatch   int
+	interval   time.Duration
 
 	queue chan *pending
 
@@ -156,7 +156,7 @@ type pending struct {
 	gov      *evidence.Governance
 	govBytes []byte
 	next     *evidence.Manifest // a manifest update's next version, set by admit
-	key      string // dedup key in the store's index namespace
+	key      string             // dedup key in the store's index namespace
 	done     chan struct{}
 	index    uint64
 	err      error

@@ -199,3 +199,22 @@ func noteSize(signed []byte) (uint64, error) {
 	}
 	return uint64(c.Size), nil
 }
+
+// StoredManifests returns the manifest chain the log in st holds (genesis
+// first), checked as Open checks it: a node reads it before it opens the
+// ledger, to know the members to connect to.
+func StoredManifests(st *store.Store, genesis []byte) ([][]byte, error) {
+	m, err := evidence.ParseManifest(genesis)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: genesis: %w", err)
+	}
+	vs, err := loadVersions(st, m, genesis)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(vs))
+	for i, v := range vs {
+		out[i] = v.enc
+	}
+	return out, nil
+}

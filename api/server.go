@@ -74,6 +74,7 @@ func NewServer(cfg Config) *Server {
 	m.HandleFunc("GET /v1/consistency", s.serving(s.handleConsistency))
 	m.HandleFunc("GET /v1/status", s.handleStatus)
 	m.HandleFunc("GET /v1/manifest", s.handleManifest)
+	m.HandleFunc("GET /v1/manifests", s.handleManifests)
 	m.HandleFunc("GET /checkpoint", s.serving(s.handleCheckpoint))
 	m.HandleFunc("GET /tile/", s.serving(s.handleTile))
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -322,7 +323,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	resp := LookupResponse{Digest: hex.EncodeToString(d), Manifests: s.l.Manifests(), Network: s.l.Fingerprint().String()}
+	resp := LookupResponse{Digest: hex.EncodeToString(d), Network: s.l.Fingerprint().String()}
 	for _, idx := range idxs {
 		if len(resp.Records) == MaxLookupHits {
 			break
@@ -344,8 +345,12 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 			Index: idx, RecordID: evidence.RecordID(s.l.Fingerprint(), int64(idx)),
 			Time: leaf.Time().Format(time.RFC3339Nano), BlockHeight: leaf.Height,
 			Leaf: rec.Leaf, Proof: string(rec.Proof),
+			ManifestVersions: len(s.l.ManifestsFor(rec.CheckpointSize)),
 		})
 	}
+	// Read after the records: the chain only grows, so it holds every
+	// record's prefix.
+	resp.Manifests = s.l.Manifests()
 	if len(resp.Records) == 0 {
 		writeError(w, r, &httpError{http.StatusNotFound, "not_found", "no evidence with sha256 " + resp.Digest + " is preserved in this log"})
 		return
@@ -446,6 +451,19 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	resp.Syncing, resp.Alarms = s.l.Syncing(), s.l.Alarms()
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleManifests serves the manifest chain as far as this replica's log
+// goes (evidence.ChainFile): what `cunzheng member` extends and what a
+// member added later starts with.
+func (s *Server) handleManifests(w http.ResponseWriter, r *http.Request) {
+	out, err := evidence.MarshalChainFile(s.l.Fingerprint(), s.l.Manifests())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
 }
 
 func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {

@@ -57,7 +57,7 @@ type LookupResponse struct {
 	Digest    string         `json:"digest"`
 	Preserved bool           `json:"preserved"`
 	Records   []LookupRecord `json:"records"`
-	Manifests [][]byte       `json:"manifests"` // canonical manifest chain from genesis
+	Manifests [][]byte       `json:"manifests"` // manifest chain from genesis: canonical genesis, then update entries
 	Network   string         `json:"network"`   // genesis fingerprint
 }
 
@@ -69,6 +69,10 @@ type LookupRecord struct {
 	BlockHeight uint64 `json:"block_height"`
 	Leaf        []byte `json:"leaf"`
 	Proof       string `json:"proof"` // C2SP tlog-proof@v1
+	// ManifestVersions is how many versions of the response's manifest
+	// chain lead to the one in force at this proof's checkpoint: verify
+	// against Manifests[:ManifestVersions] (0, from older nodes: all).
+	ManifestVersions int `json:"manifest_versions,omitempty"`
 }
 
 // ConsistencyResponse proves the tree of size New extends the tree of size Old.

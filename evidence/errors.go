@@ -13,4 +13,7 @@ var (
 	ErrBadSignature = errors.New("evidence: bad signature")
 	// ErrTooLarge marks a record over its size limit.
 	ErrTooLarge = errors.New("evidence: record too large")
+	// ErrReused marks a manifest update that gives a new member a raft ID,
+	// name or peer ID some earlier manifest already listed.
+	ErrReused = errors.New("evidence: identity used by an earlier member")
 )

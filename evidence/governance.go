@@ -19,6 +19,10 @@ const (
 	ActionRegisterSubmitter Action = 1
 	// ActionRevokeSubmitter stops a submitter key; its earlier records stay.
 	ActionRevokeSubmitter Action = 2
+	// ActionManifestUpdate puts the next manifest version in force (one
+	// member added or removed), approved by admins under the previous
+	// version's policy. Its entry has its own layout; see manifestupdate.go.
+	ActionManifestUpdate Action = 3
 )
 
 // String names the action.
@@ -28,6 +32,8 @@ func (a Action) String() string {
 		return "register-submitter"
 	case ActionRevokeSubmitter:
 		return "revoke-submitter"
+	case ActionManifestUpdate:
+		return "manifest-update"
 	}
 	return fmt.Sprintf("action(%d)", uint8(a))
 }
@@ -35,6 +41,9 @@ func (a Action) String() string {
 // Governance is a log entry that changes who may do what. It is signed by an
 // administrator key listed in the manifest in force, so every replica agrees
 // on the outcome by replaying the log; nothing of it lives in node config.
+//
+// Submitter actions (1, 2) use Subject, Label, Admin and Signature. A
+// manifest update (3) uses only Manifest and Approvals.
 type Governance struct {
 	Action    Action
 	IssuedMS  uint64    // when the admin signed it; makes repeated actions distinct entries
@@ -42,6 +51,9 @@ type Governance struct {
 	Label     string    // a human name for the subject, e.g. "alice (律师事务所)"
 	Admin     PublicKey // signer; must be an admin key in the manifest in force
 	Signature []byte
+
+	Manifest  []byte     // ActionManifestUpdate: canonical next manifest
+	Approvals []Approval // ActionManifestUpdate: admin signatures, sorted by key
 }
 
 func (g *Governance) body(b *cryptobyte.Builder) {
@@ -56,6 +68,9 @@ func (g *Governance) body(b *cryptobyte.Builder) {
 }
 
 func (g *Governance) validate() error {
+	if g.Action == ActionManifestUpdate {
+		return g.validateUpdate()
+	}
 	switch g.Action {
 	case ActionRegisterSubmitter, ActionRevokeSubmitter:
 	default:
@@ -72,6 +87,9 @@ func (g *Governance) validate() error {
 
 // SignedMessage returns the bytes the administrator signs.
 func (g *Governance) SignedMessage(origin string) ([]byte, error) {
+	if g.Action == ActionManifestUpdate {
+		return nil, fmt.Errorf("%w: a manifest update is approved with UpdateMessage, not signed by one admin", ErrUnsupported)
+	}
 	if err := g.validate(); err != nil {
 		return nil, err
 	}
@@ -115,6 +133,9 @@ func (g *Governance) Marshal() ([]byte, error) {
 	if err := g.validate(); err != nil {
 		return nil, err
 	}
+	if g.Action == ActionManifestUpdate {
+		return g.marshalUpdate()
+	}
 	b := cryptobyte.NewBuilder(nil)
 	g.body(b)
 	addBytes8(b, g.Signature)
@@ -134,6 +155,10 @@ func ParseGovernance(data []byte) (*Governance, error) {
 	}
 	if version != GovernanceVersion {
 		return nil, fmt.Errorf("%w: governance version %d", ErrUnsupported, version)
+	}
+	if len(s) > 0 && Action(s[0]) == ActionManifestUpdate {
+		s.Skip(1)
+		return parseUpdate(s)
 	}
 	if !s.ReadUint8(&action) || !s.ReadUint64(&g.IssuedMS) || !s.ReadUint8(&salg) ||
 		!s.ReadUint8LengthPrefixed(&subj) {

@@ -223,6 +223,17 @@ func (c *Client) Manifest(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
+// ManifestChain fetches the manifest chain file (evidence.ChainFile) as
+// raw bytes; check it with evidence.ParseChainFile against a pinned
+// genesis fingerprint before trusting it.
+func (c *Client) ManifestChain(ctx context.Context) ([]byte, error) {
+	b, err := c.getRaw(ctx, "/v1/manifests", MaxManifestFileBytes, false)
+	if err != nil {
+		return nil, fmt.Errorf("manifest chain: %w", err)
+	}
+	return b, nil
+}
+
 // Checkpoint fetches the latest final checkpoint (a signed note).
 func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 	b, err := c.getRaw(ctx, "/checkpoint", MaxCheckpointBytes, false)

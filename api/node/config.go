@@ -29,6 +29,9 @@ type Config struct {
 	P2PListen       string        // libp2p listen multiaddr
 	P2PKey          string        // libp2p identity key file
 	PSKFile         string        // optional private-network pre-shared key file ("" = none)
+	// ManifestChain is an optional manifest chain file (from `cunzheng
+	// member add`) for a member added after genesis ("" = none).
+	ManifestChain string
 	// SnapshotEntries: the raft log is compacted behind a snapshot every
 	// this many applied entries (0 = the raft package's default).
 	SnapshotEntries uint64
@@ -100,6 +103,8 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 			c.P2PKey = val
 		case "psk_file":
 			c.PSKFile = val
+		case "manifest_chain":
+			c.ManifestChain = val
 		case "raft_snapshot_entries":
 			c.SnapshotEntries, err = strconv.ParseUint(val, 10, 32)
 			if err == nil && c.SnapshotEntries < 10 {
@@ -146,7 +151,7 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if env != nil {
-		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level", "p2p_listen", "p2p_key", "psk_file", "raft_snapshot_entries"} {
+		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level", "p2p_listen", "p2p_key", "psk_file", "raft_snapshot_entries", "manifest_chain"} {
 			if v := env("CUNZHENG_" + strings.ToUpper(key)); v != "" {
 				if err := set(0, key, v); err != nil {
 					return nil, err
@@ -235,6 +240,11 @@ p2p_key = p2p.key
 # Optional private-network pre-shared key file (32 random bytes, hex), the
 # same on every node of the network. Empty: none.
 psk_file =
+
+# A member added after genesis starts with the manifest chain file that
+# "cunzheng member add" wrote (genesis stays the network's genesis).
+# Empty: the node is a founding member, or its log already holds the chain.
+manifest_chain =
 
 # The raft log is compacted behind a snapshot every this many entries; a
 # node that falls further behind catches up by block sync.

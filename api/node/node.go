@@ -5,6 +5,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -275,15 +276,24 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 		}
 		token = strings.TrimSpace(string(t))
 	}
-	if _, err := member(m, cfg.Name, noteVerifierKey(m, signer), ""); err != nil {
+	genesis, _ := m.Marshal()
+	// The newest manifest this node is given (a member added after genesis
+	// starts with the chain `cunzheng member add` wrote); its log may hold
+	// a newer one, applied once the store is open.
+	given, err := givenChain(dir, cfg, fp, genesis)
+	if err != nil {
+		return err
+	}
+	latest := given[len(given)-1].Manifest
+	if _, err := member(latest, cfg.Name, noteVerifierKey(latest, signer), ""); err != nil {
 		return err
 	}
 	dataDir := filepath.Join(resolve(dir, cfg.DataDir), fp.String())
 	var rep *replication
-	if len(m.Members) > 1 {
+	if len(m.Members) > 1 || len(latest.Members) > 1 {
 		// Before anything is written: the libp2p host starts, and every
 		// reachable peer must be on this very network.
-		if rep, err = startReplication(cfg, dir, dataDir, m, fp, log); err != nil {
+		if rep, err = startReplication(cfg, dir, dataDir, m, latest, fp, log); err != nil {
 			return fmt.Errorf("replication: %w", err)
 		}
 		defer rep.close()
@@ -299,10 +309,24 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 		return fmt.Errorf("open store %s: %w", dataDir, err)
 	}
 	defer st.Close()
-	genesis, _ := m.Marshal()
+	stored, err := ledger.StoredManifests(st, genesis)
+	if err != nil {
+		return err
+	}
+	chain, err := newestChain(given, stored, fp)
+	if err != nil {
+		return err
+	}
+	if rep != nil && len(chain) > len(given) {
+		rep.onManifest(chain[len(chain)-1].Manifest)
+	}
+	var chainEnc [][]byte
+	for _, v := range chain {
+		chainEnc = append(chainEnc, v.Encoded)
+	}
 	disk := diskSpace{dir: dataDir, headroom: cfg.DiskHeadroom}
 	lc := ledger.Config{
-		Store: st, Genesis: genesis, Signer: signer, Logger: log,
+		Store: st, Genesis: genesis, Signer: signer, Logger: log, Chain: chainEnc,
 		SpaceCheck: disk.check, BatchMaxRecords: cfg.BatchMaxRecords, BatchInterval: cfg.BatchInterval,
 	}
 	if rep != nil {
@@ -318,6 +342,7 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 			return err
 		}
 		go rep.fwd.run(ctx)
+		defer rep.stopReconciler()
 		go func() {
 			if err := l.ResumeSync(ctx); err != nil && ctx.Err() == nil {
 				log.Error("block sync did not finish", "err", err)
@@ -359,6 +384,44 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// givenChain returns the manifest chain in the node's configuration
+// (manifest_chain, written by `cunzheng member add` for a member added
+// after genesis), or the genesis alone; checked from the genesis
+// fingerprint.
+func givenChain(dir string, cfg *Config, fp evidence.Fingerprint, genesis []byte) ([]evidence.ManifestEntry, error) {
+	if cfg.ManifestChain == "" {
+		return evidence.CheckManifestChain(fp, [][]byte{genesis})
+	}
+	data, err := os.ReadFile(resolve(dir, cfg.ManifestChain))
+	if err != nil {
+		return nil, fmt.Errorf("read manifest chain: %w", err)
+	}
+	chain, err := evidence.ParseChainFile(data, fp)
+	if err != nil {
+		return nil, fmt.Errorf("manifest chain %s: %w", cfg.ManifestChain, err)
+	}
+	return chain, nil
+}
+
+// newestChain returns the longer of the given chain and the one the log
+// holds; one must extend the other, as both come from the same network.
+func newestChain(given []evidence.ManifestEntry, stored [][]byte, fp evidence.Fingerprint) ([]evidence.ManifestEntry, error) {
+	fromLog, err := evidence.CheckManifestChain(fp, stored)
+	if err != nil {
+		return nil, fmt.Errorf("stored manifest chain: %w", err)
+	}
+	short, long := fromLog, given
+	if len(given) < len(fromLog) {
+		short, long = given, fromLog
+	}
+	for i := range short {
+		if !bytes.Equal(short[i].Encoded, long[i].Encoded) {
+			return nil, fmt.Errorf("the manifest chain in the configuration disagrees with this node's log at version %d", i+1)
+		}
+	}
+	return long, nil
 }
 
 // noteVerifierKey returns the manifest's verifier key for signer's name and

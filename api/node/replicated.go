@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,18 +30,28 @@ import (
 // over it, the raft orderer, and the RPCs by which followers forward
 // submissions and send checkpoint signatures to the leader.
 type replication struct {
-	host     *p2p.Host
-	tr       *p2p.RaftTransport
-	node     atomic.Pointer[raft.Node]
-	self     evidence.Member
-	peers    map[uint64]peer.ID // raft ID → peer ID, every member but self
-	log      *slog.Logger
-	l        atomic.Pointer[ledger.Ledger]
-	fwd      *forwarder
-	fp       evidence.Fingerprint
-	cfg      *Config
-	dataDir  string
-	manifest *evidence.Manifest
+	host    *p2p.Host
+	tr      *p2p.RaftTransport
+	node    atomic.Pointer[raft.Node]
+	self    evidence.Member
+	log     *slog.Logger
+	l       atomic.Pointer[ledger.Ledger]
+	fp      evidence.Fingerprint
+	cfg     *Config
+	dataDir string
+	genesis *evidence.Manifest
+	fwd     *forwarder
+
+	mu       sync.Mutex
+	peers    map[uint64]peer.ID // raft ID → peer ID, every member of manifest but self
+	manifest *evidence.Manifest // the newest version applied (or known at start)
+
+	// The membership reconciler: the leader makes raft's configuration
+	// follow the manifest, one conf change at a time.
+	reconcileKick chan struct{}
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+
 	// sameNetwork holds the raft IDs of peers that answered the genesis
 	// probe with this network's fingerprint; raft messages from others
 	// are dropped until they do.
@@ -87,7 +98,13 @@ func readPSK(path string) ([]byte, error) {
 	return psk, nil
 }
 
-func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, fp evidence.Fingerprint, log *slog.Logger) (*replication, error) {
+// startReplication starts the host and transport for the members of m, the
+// newest manifest version this node knows (genesis, or the end of its
+// manifest_chain). A founding member (listed in genesis) bootstraps raft
+// with the genesis members; a member added later joins (raft Config.Join):
+// the leader adds it and sends a snapshot, and it catches up from genesis
+// by block sync.
+func startReplication(cfg *Config, dir, dataDir string, genesis, m *evidence.Manifest, fp evidence.Fingerprint, log *slog.Logger) (*replication, error) {
 	key, err := p2p.ReadKeyFile(resolve(dir, cfg.P2PKey))
 	if err != nil {
 		return nil, err
@@ -104,20 +121,14 @@ func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, fp
 	if err != nil {
 		return nil, err
 	}
-	r := &replication{self: self, peers: map[uint64]peer.ID{}, log: log, fp: fp, cfg: cfg, dataDir: dataDir, manifest: m}
+	r := &replication{self: self, log: log, fp: fp, cfg: cfg, dataDir: dataDir, genesis: genesis, manifest: m,
+		reconcileKick: make(chan struct{}, 1)}
 	r.fwd = newForwarder(r)
-	var allowed []peer.ID
-	for _, mem := range m.Members {
-		if mem.Name == self.Name {
-			continue
-		}
-		id, err := peer.Decode(mem.PeerID)
-		if err != nil {
-			return nil, fmt.Errorf("manifest member %s: peer ID: %w", mem.Name, err)
-		}
-		r.peers[mem.RaftID] = id
-		allowed = append(allowed, id)
+	peers, allowed, err := peersOf(m, self.RaftID)
+	if err != nil {
+		return nil, err
 	}
+	r.peers = peers
 	r.host, err = p2p.NewHost(p2p.HostConfig{PrivateKey: key, ListenAddrs: []string{cfg.P2PListen}, PSK: psk, Allowed: allowed, Logger: log})
 	if err != nil {
 		return nil, err
@@ -160,16 +171,25 @@ func startReplication(cfg *Config, dir, dataDir string, m *evidence.Manifest, fp
 
 // configure points the ledger at the raft orderer and the leader RPCs.
 func (r *replication) configure(lc *ledger.Config) {
+	// Founders bootstrap with the genesis members (every founder the same
+	// set); a member added later joins with none.
 	var peers []raft.Peer
-	for _, mem := range r.manifest.Members {
+	join := true
+	for _, mem := range r.genesis.Members {
 		peers = append(peers, raft.Peer{ID: mem.RaftID, Learner: !mem.Role.Voting()})
+		if mem.RaftID == r.self.RaftID {
+			join = false
+		}
+	}
+	if join {
+		peers = nil
 	}
 	// Keep half a snapshot interval of entries for slow followers (at most
 	// the raft package's default), so a small interval still compacts.
 	keep := min(r.cfg.SnapshotEntries/2, raft.DefaultCompactKeep)
 	lc.NewOrderer = func(fsm consensus.FSM) (consensus.Orderer, error) {
 		n, err := raft.Start(context.Background(), raft.Config{
-			ID: r.self.RaftID, Dir: filepath.Join(r.dataDir, "raft"), Peers: peers,
+			ID: r.self.RaftID, Dir: filepath.Join(r.dataDir, "raft"), Peers: peers, Join: join,
 			Transport: r.tr, FSM: fsm, Logger: r.log, SnapshotEntries: r.cfg.SnapshotEntries, CompactKeep: keep,
 		})
 		if err != nil {
@@ -193,6 +213,130 @@ func (r *replication) configure(lc *ledger.Config) {
 	lc.Forward = r.forward
 	lc.SendCosignature = r.sendCosignature
 	lc.FetchBlocks = r.fetchBlocks
+	lc.OnManifest = r.onManifest
+}
+
+// peersOf maps the members of m but self to their peer IDs.
+func peersOf(m *evidence.Manifest, self uint64) (map[uint64]peer.ID, []peer.ID, error) {
+	peers := map[uint64]peer.ID{}
+	var allowed []peer.ID
+	for _, mem := range m.Members {
+		if mem.RaftID == self {
+			continue
+		}
+		id, err := peer.Decode(mem.PeerID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("manifest member %s: peer ID: %w", mem.Name, err)
+		}
+		peers[mem.RaftID] = id
+		allowed = append(allowed, id)
+	}
+	return peers, allowed, nil
+}
+
+// onManifest follows a manifest version that took force in the log: only
+// its members may connect, raft messages go to them, and the leader
+// changes raft's configuration to match. It runs on the applying
+// goroutine, so the conf change is left to the reconciler.
+func (r *replication) onManifest(m *evidence.Manifest) {
+	peers, allowed, err := peersOf(m, r.self.RaftID)
+	if err != nil {
+		r.log.Error("manifest in force has a bad peer ID; membership unchanged", "err", err)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.manifest != nil && m.Sequence < r.manifest.Sequence {
+		return // replaying versions older than the one this node started with
+	}
+	for _, mem := range m.Members {
+		if id, ok := peers[mem.RaftID]; ok {
+			if err := r.host.AddPeer(id, mem.Addrs); err != nil {
+				r.log.Warn("manifest member addresses", "member", mem.Name, "err", err)
+			}
+		}
+	}
+	r.host.SetAllowed(allowed)
+	if err := r.tr.SetPeers(peers); err != nil {
+		r.log.Error("raft transport peers", "err", err)
+	}
+	r.peers, r.manifest = peers, m
+	r.log.Info("membership follows manifest", "sequence", m.Sequence, "members", len(m.Members))
+	select {
+	case r.reconcileKick <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileInterval is how often the leader compares raft's configuration
+// with the manifest even without a new version (e.g. after an election).
+const reconcileInterval = time.Second
+
+// reconcile runs until ctx is done: while this replica leads, has applied
+// everything committed and is not catching up, it makes raft's
+// configuration equal to the manifest's members, one change at a time
+// (voters for voting roles, learners for observers). Raft IDs are never
+// reused, so a removed ID is never added back.
+func (r *replication) reconcile(ctx context.Context) {
+	defer r.wg.Done()
+	t := time.NewTicker(reconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.reconcileKick:
+		}
+		for ctx.Err() == nil && r.reconcileOnce(ctx) {
+		}
+	}
+}
+
+// reconcileOnce makes at most one conf change; it reports whether it did.
+func (r *replication) reconcileOnce(ctx context.Context) bool {
+	n, l := r.node.Load(), r.l.Load()
+	if n == nil || l == nil || l.Syncing() {
+		return false
+	}
+	st := n.Status()
+	if !st.IsLeader || st.Applied < st.Commit {
+		return false
+	}
+	r.mu.Lock()
+	m := r.manifest
+	r.mu.Unlock()
+	want := map[uint64]bool{} // raft ID → learner
+	for _, mem := range m.Members {
+		want[mem.RaftID] = !mem.Role.Voting()
+	}
+	change := func(what string, id uint64, f func(context.Context) error) bool {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := f(cctx); err != nil {
+			r.log.Warn("raft membership change failed; will retry", "change", what, "raft_id", id, "err", err)
+			return false
+		}
+		r.log.Info("raft membership changed to follow the manifest", "change", what, "raft_id", id)
+		return true
+	}
+	for _, id := range append(slices.Clone(st.Voters), st.Learners...) {
+		if _, ok := want[id]; !ok && id != st.ID {
+			return change("remove", id, func(c context.Context) error { return n.RemoveMember(c, id) })
+		}
+	}
+	for id, learner := range want {
+		isVoter, isLearner := slices.Contains(st.Voters, id), slices.Contains(st.Learners, id)
+		if learner && !isVoter && !isLearner || !learner && !isVoter {
+			p := raft.Peer{ID: id, Learner: learner}
+			what := "add voter"
+			if learner {
+				what = "add learner"
+			}
+			return change(what, id, func(c context.Context) error { return n.AddMember(c, p) })
+		}
+	}
+	return false
 }
 
 // probeWait bounds how long start-up waits for peers to answer the genesis
@@ -208,11 +352,17 @@ func (r *replication) probeGenesis(ctx context.Context) error {
 		id  uint64
 		err error
 	}
-	out := make(chan answer, len(r.peers))
+	r.mu.Lock()
+	ids := make([]uint64, 0, len(r.peers))
 	for id := range r.peers {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	out := make(chan answer, len(ids))
+	for _, id := range ids {
 		go func() { out <- answer{id, r.checkPeer(ctx, id)} }()
 	}
-	for range r.peers {
+	for range ids {
 		if a := <-out; errors.Is(a.err, errOtherNetwork) {
 			return a.err
 		}
@@ -224,14 +374,20 @@ var errOtherNetwork = errors.New("peer is on another network")
 
 // checkPeer asks one peer for its genesis fingerprint.
 func (r *replication) checkPeer(ctx context.Context, id uint64) error {
-	pid := r.peers[id]
+	r.mu.Lock()
+	pid, known := r.peers[id]
+	m := r.manifest
+	r.mu.Unlock()
+	if !known {
+		return fmt.Errorf("raft ID %d is not a member of the manifest in force", id)
+	}
 	resp, err := p2p.Call(ctx, r.host, pid, rpcGenesis, nil)
 	if err != nil {
 		return err
 	}
 	if string(resp) != string(r.fp[:]) {
 		name := pid.String()
-		for _, mem := range r.manifest.Members {
+		for _, mem := range m.Members {
 			if mem.RaftID == id {
 				name = mem.Name + " (" + name + ")"
 			}
@@ -276,6 +432,10 @@ func (r *replication) deliver(ctx context.Context, m *raftpb.Message) error {
 // serve registers the RPCs and block sync once the ledger exists.
 func (r *replication) serve(l *ledger.Ledger) error {
 	r.l.Store(l)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(1)
+	go r.reconcile(ctx)
 	p2p.ServeBlocks(r.host, syncSource{l})
 	if err := p2p.Handle(r.host, rpcSubmitBatch, handleSubmitBatch(l)); err != nil {
 		return err
@@ -299,7 +459,9 @@ func (r *replication) leaderPeer() (peer.ID, bool, error) {
 	if lead == r.self.RaftID {
 		return "", true, nil
 	}
+	r.mu.Lock()
 	id, ok := r.peers[lead]
+	r.mu.Unlock()
 	if !ok {
 		return "", false, fmt.Errorf("%w: leader %d is not in the manifest", ledger.ErrNotLeader, lead)
 	}
@@ -342,13 +504,15 @@ func (r *replication) sendCosignature(ctx context.Context, signed []byte) error 
 
 // fetchBlocks pulls blocks from the leader first, then any other member.
 func (r *replication) fetchBlocks(ctx context.Context, from uint64, fn func(uint64, []byte) error) error {
-	order := make([]peer.ID, 0, len(r.peers))
+	var order []peer.ID
 	if pid, self, err := r.leaderPeer(); err == nil && !self {
 		order = append(order, pid)
 	}
+	r.mu.Lock()
 	for _, pid := range r.peers {
 		order = append(order, pid)
 	}
+	r.mu.Unlock()
 	var last error = errors.New("no peer to sync from")
 	for _, pid := range order {
 		got := 0
@@ -383,7 +547,17 @@ func (r *replication) status() (leader uint64, isLeader bool, term uint64) {
 	return st.Leader, st.IsLeader, st.Term
 }
 
+// stopReconciler stops the membership reconciler; it must stop before the
+// ledger and raft close.
+func (r *replication) stopReconciler() {
+	if r.cancel != nil {
+		r.cancel()
+		r.wg.Wait()
+	}
+}
+
 func (r *replication) close() {
+	r.stopReconciler()
 	r.tr.Close()
 	r.host.Close()
 }

@@ -65,6 +65,7 @@ const (
 	callerDigest    = 'g'
 	callerSubmitter = 'k'
 	callerApplied   = 'a'
+	callerManifest  = 'v'
 )
 
 func numKey(prefix byte, n uint64) []byte {
@@ -151,6 +152,17 @@ func SubmitterKey(pubkey []byte) []byte {
 // replicated-log entry applied (8-byte big-endian), written in the same
 // batch as the entry's effect so a restart resumes exactly after it.
 func AppliedKey() []byte { return []byte{prefixCaller, callerApplied} }
+
+// ManifestKey returns the caller key of manifest version seq (2 and up),
+// written in the batch of the block that carries its update entry. The
+// value is up to the caller.
+func ManifestKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixCaller, callerManifest}, seq)
+}
+
+// ManifestPrefix returns the prefix of every [ManifestKey], which sort by
+// version.
+func ManifestPrefix() []byte { return []byte{prefixCaller, callerManifest} }
 
 // SubmitterPrefix returns the prefix of every [SubmitterKey].
 func SubmitterPrefix() []byte { return []byte{prefixCaller, callerSubmitter} }

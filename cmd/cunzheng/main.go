@@ -139,6 +139,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.verifierPageCommand(),
 		a.certificateCommand(),
 		a.genesisCommand(),
+		a.memberCommand(),
 		a.testnetCommand(),
 	)
 	return root

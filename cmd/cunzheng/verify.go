@@ -151,7 +151,11 @@ func (a *app) verifyAtNode(ctx context.Context, o verifyOptions, fp evidence.Fin
 	}
 	out.Preserved, out.Verified = true, true
 	for i, rec := range resp.Records {
-		res := verify.Lookup(rec.Leaf, []byte(rec.Proof), resp.Manifests, d.SHA256, fp)
+		chain := resp.Manifests
+		if n := rec.ManifestVersions; n > 0 && n <= len(chain) {
+			chain = chain[:n]
+		}
+		res := verify.Lookup(rec.Leaf, []byte(rec.Proof), chain, d.SHA256, fp)
 		out.Results = append(out.Results, res)
 		out.Verified = out.Verified && res.OK()
 		if !o.json {

@@ -60,8 +60,8 @@ func (l *Ledger) applyBlock(e consensus.Entry, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if b.Header.Origin != l.manifest.Origin {
-		return fmt.Errorf("block %d: origin %q is not this network's %q", b.Header.Height, b.Header.Origin, l.manifest.Origin)
+	if b.Header.Origin != l.origin {
+		return fmt.Errorf("block %d: origin %q is not this network's %q", b.Header.Height, b.Header.Origin, l.origin)
 	}
 	l.cacheMu.Lock()
 	kvs, reuse := l.proposed.kvs, e.ProposedHere && l.proposed.hash == b.Header.Hash()
@@ -140,7 +140,7 @@ func (l *Ledger) entryOf(b *chain.Block, i int, leafBytes []byte, proposedHere b
 		// The proposer checked the signature before queueing; replicas that
 		// did not propose the block check it themselves.
 		if !proposedHere {
-			if err := sub.Verify(l.manifest.Origin); err != nil {
+			if err := sub.Verify(l.origin); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 			}
 		}

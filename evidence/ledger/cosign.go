@@ -68,12 +68,15 @@ func (l *Ledger) kickSigner() {
 // refuses another root for N or a smaller N, so no crash or restart can
 // make this node sign two trees of one size or sign backwards.
 func (l *Ledger) signHead(ctx context.Context) error {
-	if l.syncing() || l.observer {
-		return nil // an observer never signs; a syncing replica not yet
+	if l.syncing() {
+		return nil // neither signs nor serves until caught up
 	}
 	size := l.st.TreeSize()
 	if size == 0 {
 		return nil
+	}
+	if _, err := l.versionFor(size).policy.Verifiers.Verifier(l.signer.Name(), l.signer.KeyHash()); err != nil {
+		return nil // not a voting member for this tree (an observer, removed, or not yet added here)
 	}
 	lastSize, lastRoot, ok, err := l.st.LastSigned()
 	if err != nil {
@@ -91,7 +94,7 @@ func (l *Ledger) signHead(ctx context.Context) error {
 			return fmt.Errorf("sign %d: %w", size, err)
 		}
 	}
-	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: l.manifest.Origin, Size: int64(size), Root: root}, l.signer)
+	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: l.origin, Size: int64(size), Root: root}, l.signer)
 	if err != nil {
 		return err
 	}
@@ -106,7 +109,16 @@ func (l *Ledger) signHead(ctx context.Context) error {
 // toward finality. Signatures by unknown keys are refused; so is a
 // signature over a root this replica does not have for that size.
 func (l *Ledger) AddCosignature(signed []byte) error {
-	n, err := note.Open(signed, l.policy.Verifiers)
+	size, err := noteSize(signed)
+	if err != nil {
+		return fmt.Errorf("%w: cosignature: %v", ErrInvalid, err)
+	}
+	if size > l.st.TreeSize() {
+		return fmt.Errorf("%w: cosignature for size %d beyond this replica's tree %d", ErrNotFound, size, l.st.TreeSize())
+	}
+	// The tree is applied here, so its manifest version is known.
+	policy := l.versionFor(size).policy
+	n, err := note.Open(signed, policy.Verifiers)
 	if err != nil {
 		return fmt.Errorf("%w: cosignature: %v", ErrInvalid, err)
 	}
@@ -117,12 +129,8 @@ func (l *Ledger) AddCosignature(signed []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: cosignature: %v", ErrInvalid, err)
 	}
-	if c.Origin != l.manifest.Origin {
+	if c.Origin != l.origin {
 		return fmt.Errorf("%w: cosignature for origin %q", ErrInvalid, c.Origin)
-	}
-	size := uint64(c.Size)
-	if size > l.st.TreeSize() {
-		return fmt.Errorf("%w: cosignature for size %d beyond this replica's tree %d", ErrNotFound, size, l.st.TreeSize())
 	}
 	root, err := l.st.TreeHash(size)
 	if err != nil {
@@ -145,7 +153,7 @@ func (l *Ledger) AddCosignature(signed []byte) error {
 	for _, s := range n.Sigs {
 		got[s.Name] = "— " + s.Name + " " + s.Base64 + "\n"
 	}
-	if len(got) >= l.policy.Threshold {
+	if len(got) >= policy.Threshold {
 		select {
 		case l.quorum <- size:
 		default: // the finalizer is busy; it takes the newest quorum next
@@ -188,7 +196,7 @@ func (l *Ledger) assembleNewest() ([]byte, uint64) {
 			delete(l.sigs, size)
 			continue
 		}
-		if len(got) >= l.policy.Threshold && size > best {
+		if len(got) >= l.versionFor(size).policy.Threshold && size > best {
 			best = size
 		}
 	}
@@ -204,9 +212,9 @@ func (l *Ledger) assembleNewest() ([]byte, uint64) {
 		lines = append(lines, line)
 	}
 	slices.Sort(lines)
-	body := checkpoint.Checkpoint{Origin: l.manifest.Origin, Size: int64(best), Root: root}.Body()
+	body := checkpoint.Checkpoint{Origin: l.origin, Size: int64(best), Root: root}.Body()
 	signed := []byte(string(body) + "\n" + strings.Join(lines, ""))
-	if _, err := checkpoint.Open(signed, l.policy); err != nil {
+	if _, err := checkpoint.Open(signed, l.versionFor(best).policy); err != nil {
 		l.log.Error("assembled checkpoint does not meet the policy", "size", best, "err", err)
 		return nil, 0
 	}
@@ -217,17 +225,21 @@ func (l *Ledger) assembleNewest() ([]byte, uint64) {
 // for a size wins, and only if it verifies under the policy and names this
 // replica's own tree.
 func (l *Ledger) applyFinal(e uint64, signed []byte) error {
-	fin, err := checkpoint.Open(signed, l.policy)
+	size, err := noteSize(signed)
 	if err != nil {
-		l.alarm("committed finalize entry does not meet the policy", "entry", e, "err", err)
+		l.alarm("committed finalize entry is malformed", "entry", e, "err", err)
 		return nil
 	}
-	size := uint64(fin.Size)
 	if size <= l.finalSize() {
 		return nil // an older or repeated finalization
 	}
 	if size > l.st.TreeSize() {
 		l.alarm("committed finalize entry beyond this replica's tree", "entry", e, "size", size)
+		return nil
+	}
+	fin, err := checkpoint.Open(signed, l.versionFor(size).policy)
+	if err != nil {
+		l.alarm("committed finalize entry does not meet the policy", "entry", e, "err", err)
 		return nil
 	}
 	root, err := l.st.TreeHash(size)

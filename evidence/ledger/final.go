@@ -134,7 +134,7 @@ func (l *Ledger) receipt(index uint64, hr tlog.HashReader) (*evidence.Receipt, e
 		return nil, fmt.Errorf("%w: record %d is a governance entry, not evidence", ErrNotFound, index)
 	}
 	return &evidence.Receipt{
-		Network: l.fp, Manifests: l.Manifests(), Submission: rec.Submission,
+		Network: l.fp, Manifests: l.ManifestsFor(rec.CheckpointSize), Submission: rec.Submission,
 		Leaf: rec.Leaf, Proof: rec.Proof,
 	}, nil
 }

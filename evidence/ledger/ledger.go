@@ -23,7 +23,6 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/cunzheng/cunzheng/chain/checkpoint"
 	"github.com/cunzheng/cunzheng/chain/store"
 	"github.com/cunzheng/cunzheng/consensus"
 	"github.com/cunzheng/cunzheng/evidence"
@@ -83,7 +82,15 @@ type Config struct {
 	// NewOrderer starts the orderer that commits this replica's proposals
 	// and applies committed entries to the FSM it is given (the ledger);
 	// nil = consensus.NewSolo, a network of one.
-	NewOrderer      func(consensus.FSM) (consensus.Orderer, error)
+	NewOrderer func(consensus.FSM) (consensus.Orderer, error)
+	// Chain is the manifest chain this replica was given (genesis first,
+	// then update entries), checked against Genesis; nil = genesis only.
+	// It only lets a member that a later version added start before its
+	// log holds that version: the versions in force come from the log.
+	Chain [][]byte
+	// OnManifest is called (on the applying goroutine; it must not block)
+	// each time a manifest update takes force.
+	OnManifest      func(*evidence.Manifest)
 	BatchMaxRecords int
 	BatchInterval   time.Duration
 	MaxPending      int
@@ -92,18 +99,19 @@ type Config struct {
 // Ledger is one replica's evidence state machine. Its methods are safe for
 // concurrent use.
 type Ledger struct {
-	st       *store.Store
-	manifest *evidence.Manifest
-	genesis  []byte
-	fp       evidence.Fingerprint
-	policy   checkpoint.Policy
-	signer   note.Signer
-	now      func() time.Time
-	log      *slog.Logger
-	space    func() error
-	orderer  consensus.Orderer
-	maxBatch int
-	interval time.Duration
+	st     *store.Store
+	origin string // the same in every manifest version
+	fp     evidence.Fingerprint
+	// versions is the manifest chain as far as the log goes.
+	versions   atomic.Pointer[[]*version]
+	onManifest func(*evidence.Manifest)
+	signer     note.Signer
+	now        func() time.Time
+	log        *slog.Logger
+	space      func() error
+	orderer    consensus.Orderer
+	maxBatch   int
+	interval   time.Duration
 
 	queue chan *pending
 
@@ -134,7 +142,6 @@ type Ledger struct {
 	sendCosig   func(ctx context.Context, signed []byte) error
 	isLeader    func() bool
 	caughtUp    func() bool
-	observer    bool // replicates and serves, never signs checkpoints
 	forward     func(ctx context.Context, kind string, payload []byte) (uint64, bool, error)
 	syncingFlag atomic.Bool
 	fetch       BlockFetcher
@@ -153,10 +160,22 @@ type pending struct {
 	subBytes []byte
 	gov      *evidence.Governance
 	govBytes []byte
-	key      string // dedup key in the store's index namespace
+	next     *evidence.Manifest // a manifest update's next version, set by admit
+	key      string             // dedup key in the store's index namespace
 	done     chan struct{}
 	index    uint64
 	err      error
+}
+
+// isMemberKey reports whether signer is the checkpoint key of a member of
+// m, of any role.
+func isMemberKey(m *evidence.Manifest, signer note.Signer) bool {
+	for _, mem := range m.Members {
+		if v, err := note.NewVerifier(mem.NoteKey); err == nil && v.Name() == signer.Name() && v.KeyHash() == signer.KeyHash() {
+			return true
+		}
+	}
+	return false
 }
 
 // Open starts a ledger over an opened store.
@@ -165,29 +184,32 @@ func Open(cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: genesis: %w", err)
 	}
-	vs, err := m.Verifiers()
-	if err != nil {
-		return nil, err
-	}
 	if cfg.Store == nil || cfg.Signer == nil {
 		return nil, errors.New("ledger: Store and Signer are required")
 	}
-	// A voting institution's node signs checkpoints with its key; an
-	// observer replicates and serves proofs but never signs.
-	observer := false
-	if _, err := vs.Verifier(cfg.Signer.Name(), cfg.Signer.KeyHash()); err != nil {
-		for _, mem := range m.Members {
-			if mem.Name == cfg.Signer.Name() && !mem.Role.Voting() {
-				observer = true
-			}
+	fp := evidence.Fingerprint(sha256.Sum256(cfg.Genesis))
+	versions, err := loadVersions(cfg.Store, m, cfg.Genesis)
+	if err != nil {
+		return nil, err
+	}
+	// The signer must be a voting member of the newest version known: the
+	// log's, or the chain this replica was given if that is longer.
+	newest := versions[len(versions)-1].m
+	if len(cfg.Chain) > len(versions) {
+		given, err := evidence.CheckManifestChain(fp, cfg.Chain)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: manifest chain: %w", err)
 		}
-		if !observer {
-			return nil, fmt.Errorf("ledger: checkpoint key %q is not a member's key in the manifest", cfg.Signer.Name())
-		}
+		newest = given[len(given)-1].Manifest
+	}
+	// Voting members sign checkpoints with this key; an observer's node
+	// replicates and serves proofs but never signs.
+	if !isMemberKey(newest, cfg.Signer) {
+		return nil, fmt.Errorf("ledger: checkpoint key %q is not a member's key in the manifest (version %d)", cfg.Signer.Name(), newest.Sequence)
 	}
 	l := &Ledger{
-		st: cfg.Store, manifest: m, genesis: cfg.Genesis, fp: sha256.Sum256(cfg.Genesis), observer: observer,
-		policy:      checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)},
+		st: cfg.Store, origin: m.Origin, fp: fp,
+		onManifest:  cfg.OnManifest,
 		signer:      cfg.Signer,
 		now:         cfg.Now,
 		log:         cfg.Logger,
@@ -207,6 +229,7 @@ func Open(cfg Config) (*Ledger, error) {
 		forward:     cfg.Forward,
 		fetch:       cfg.FetchBlocks,
 	}
+	l.versions.Store(&versions)
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -276,14 +299,22 @@ func (l *Ledger) syncing() bool { return l.syncingFlag.Load() }
 // it is, it neither signs checkpoints nor serves reads.
 func (l *Ledger) Syncing() bool { return l.syncing() }
 
-// Manifest returns the manifest in force.
-func (l *Ledger) Manifest() *evidence.Manifest { return l.manifest }
+// Manifest returns the newest manifest version in the log.
+func (l *Ledger) Manifest() *evidence.Manifest { return l.current().m }
 
 // Fingerprint returns the genesis fingerprint.
 func (l *Ledger) Fingerprint() evidence.Fingerprint { return l.fp }
 
-// Manifests returns the canonical manifest chain from genesis.
-func (l *Ledger) Manifests() [][]byte { return [][]byte{l.genesis} }
+// Manifests returns the manifest chain as far as the log goes: the
+// canonical genesis manifest, then each update's governance entry.
+func (l *Ledger) Manifests() [][]byte {
+	c := l.chain()
+	out := make([][]byte, len(c))
+	for i, v := range c {
+		out[i] = v.enc
+	}
+	return out
+}
 
 // Store returns the log store (read access for the API).
 func (l *Ledger) Store() *store.Store { return l.st }
@@ -421,7 +452,7 @@ func (l *Ledger) Prepare(subBytes []byte) (*Prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if err := sub.Verify(l.manifest.Origin); err != nil {
+	if err := sub.Verify(l.origin); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := l.submitterAllowed(sub.Submitter, nil); err != nil {

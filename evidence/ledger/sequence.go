@@ -114,7 +114,7 @@ func (l *Ledger) commit(ctx context.Context, batch []*pending) {
 	}
 	b := &chain.Block{
 		Header: chain.BlockHeader{
-			Origin: l.manifest.Origin, Height: height, Prev: prev, FirstIndex: next,
+			Origin: l.origin, Height: height, Prev: prev, FirstIndex: next,
 			Count: uint32(len(kept)), TreeSize: next + uint64(len(kept)), Root: root, TimeMS: t,
 		},
 		Leaves: leaves, Sidecars: sides,

@@ -83,12 +83,13 @@ const maxCachedSubmitters = 100000
 func (l *Ledger) cacheApplied(kvs []storeKV) {
 	prefix := string(store.SubmitterPrefix())
 	l.cacheMu.Lock()
-	defer l.cacheMu.Unlock()
 	for _, kv := range kvs {
 		if k := string(kv.Key); strings.HasPrefix(k, prefix) {
 			l.submitters[k] = kv.Value[0]
 		}
 	}
+	l.cacheMu.Unlock()
+	l.installVersions(kvs)
 }
 
 func (l *Ledger) submitterAllowed(k evidence.PublicKey, ov overlay) error {
@@ -108,10 +109,14 @@ func (l *Ledger) submitterAllowed(k evidence.PublicKey, ov overlay) error {
 // checkGovernance checks a governance entry's signature, signer and effect
 // against the registry (with ov applied).
 func (l *Ledger) checkGovernance(g *evidence.Governance, ov overlay) error {
-	if err := g.Verify(l.manifest.Origin); err != nil {
+	if g.Action == evidence.ActionManifestUpdate {
+		_, err := l.checkUpdate(g, ov)
+		return err
+	}
+	if err := g.Verify(l.origin); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if !l.manifest.IsAdmin(g.Admin) {
+	if !l.current().m.IsAdmin(g.Admin) {
 		return ErrUnauthorized
 	}
 	st, err := l.submitterState(ov, g.Subject)
@@ -136,6 +141,10 @@ func entryWrites(p *pending, index uint64) []store.KV {
 	case evidence.EntryEvidence:
 		kvs = append(kvs, store.KV{Key: store.DigestKey(p.sub.Primary(), index), Value: nil})
 	case evidence.EntryGovernance:
+		if p.gov.Action == evidence.ActionManifestUpdate {
+			kvs = append(kvs, store.KV{Key: store.ManifestKey(p.next.Sequence), Value: encodeManifestValue(index, p.govBytes)})
+			break
+		}
 		state := stateRegistered
 		if p.gov.Action == evidence.ActionRevokeSubmitter {
 			state = stateRevoked
@@ -160,7 +169,13 @@ func (l *Ledger) admit(p *pending, index uint64, ov overlay, kvs *[]store.KV) er
 			return err
 		}
 	case evidence.EntryGovernance:
-		if err := l.checkGovernance(p.gov, ov); err != nil {
+		if p.gov.Action == evidence.ActionManifestUpdate {
+			next, err := l.checkUpdate(p.gov, ov)
+			if err != nil {
+				return err
+			}
+			p.next = next
+		} else if err := l.checkGovernance(p.gov, ov); err != nil {
 			return err
 		}
 	}

@@ -35,13 +35,19 @@ func (l *Ledger) Check(data []byte) error {
 		return err
 	}
 	if kind == entryFinal {
-		fin, err := checkpoint.Open(payload, l.policy)
+		size, err := noteSize(payload)
 		if err != nil {
 			return fmt.Errorf("%w: finalize entry: %v", ErrInvalid, err)
 		}
 		l.applyMu.RLock()
 		defer l.applyMu.RUnlock()
-		if size := uint64(fin.Size); size <= l.st.TreeSize() {
+		// A tree this replica does not hold yet may be signed under a
+		// manifest version it has not applied yet: Apply checks that one.
+		if size <= l.st.TreeSize() {
+			fin, err := checkpoint.Open(payload, l.versionFor(size).policy)
+			if err != nil {
+				return fmt.Errorf("%w: finalize entry: %v", ErrInvalid, err)
+			}
 			root, err := l.st.TreeHash(size)
 			if err != nil {
 				return err
@@ -57,7 +63,7 @@ func (l *Ledger) Check(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if b.Header.Origin != l.manifest.Origin {
+	if b.Header.Origin != l.origin {
 		return fmt.Errorf("%w: block of origin %q", ErrInvalid, b.Header.Origin)
 	}
 	// A block may not claim a time ahead of this replica's clock (beyond
@@ -303,7 +309,7 @@ func (l *Ledger) applySyncItem(height uint64, item []byte) error {
 		l.cacheApplied(kvs)
 	}
 	if len(final) > 0 {
-		fin, err := checkpoint.Open(final, l.policy)
+		fin, err := checkpoint.Open(final, l.versionFor(b.Header.TreeSize).policy)
 		if err != nil || uint64(fin.Size) != b.Header.TreeSize || fin.Root != b.Header.Root {
 			return fmt.Errorf("%w: final checkpoint synced with block %d does not verify", ErrInvalid, height)
 		}

@@ -270,8 +270,10 @@ func parseUnsignedBody(signed []byte) (checkpoint.Checkpoint, error) {
 	return checkpoint.ParseBody(string(body) + "\n")
 }
 
-// manifestChain checks that manifests start at the pinned genesis and
-// returns the manifest in force.
+// manifestChain checks that manifests start at the pinned genesis, that
+// each update is valid under the version before it (evidence.
+// CheckManifestChain, the rule the ledger applies), and returns the
+// manifest in force: the last one, against which the checkpoint is checked.
 func manifestChain(claimed evidence.Fingerprint, manifests [][]byte, pinned evidence.Fingerprint) (*evidence.Manifest, error) {
 	if claimed != pinned {
 		return nil, fmt.Errorf("receipt is for network %s, not the pinned genesis %s", claimed, pinned)
@@ -279,25 +281,19 @@ func manifestChain(claimed evidence.Fingerprint, manifests [][]byte, pinned evid
 	if len(manifests) == 0 {
 		return nil, errors.New("no manifest supplied")
 	}
-	if len(manifests) > 1 {
-		// Manifest updates (membership changes) arrive with replication; until
-		// then a chain longer than genesis cannot be checked, so it is refused.
-		return nil, fmt.Errorf("manifest chain of %d versions: only a genesis manifest is supported by this verifier", len(manifests))
-	}
-	m, err := evidence.ParseManifest(manifests[0])
+	chain, err := evidence.CheckManifestChain(pinned, manifests)
 	if err != nil {
 		return nil, err
 	}
-	fp, _ := m.Fingerprint()
-	if fp != pinned {
-		return nil, fmt.Errorf("genesis manifest has fingerprint %s, not the pinned %s", fp, pinned)
-	}
-	return m, nil
+	return chain[len(chain)-1].Manifest, nil
 }
 
 func manifestDetail(m *evidence.Manifest, pinned evidence.Fingerprint) string {
 	if m == nil {
 		return ""
+	}
+	if m.Sequence > 1 {
+		return fmt.Sprintf("network %s, genesis %s…, manifest version %d", m.Origin, pinned.String()[:16], m.Sequence)
 	}
 	return fmt.Sprintf("network %s, genesis %s…", m.Origin, pinned.String()[:16])
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,8 @@ type network struct {
 	size        int64
 	root        tlog.Hash
 	signedCheck []byte
+	m           *evidence.Manifest
+	admin       ed25519.PrivateKey
 }
 
 func newNetwork(t testing.TB, name string, n int) *network {
@@ -49,7 +52,7 @@ func newNetwork(t testing.TB, name string, n int) *network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, _, _ := ed25519.GenerateKey(rand.Reader)
+	admin, adminKey, _ := ed25519.GenerateKey(rand.Reader)
 	m := &evidence.Manifest{
 		Origin:   "evidence." + name + "/v1",
 		Sequence: 1,
@@ -60,7 +63,7 @@ func newNetwork(t testing.TB, name string, n int) *network {
 		Threshold: 1,
 		CreatedAt: 1767225600000,
 	}
-	nw := &network{signer: signer, hashes: map[int64]tlog.Hash{}}
+	nw := &network{signer: signer, hashes: map[int64]tlog.Hash{}, m: m, admin: adminKey}
 	if nw.manifest, err = m.Marshal(); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +260,7 @@ func TestReceiptMismatchAndInvalid(t *testing.T) {
 		r.Manifests = [][]byte{other.manifest}
 		wantVerdict(t, verify.Receipt(r.Marshal(), sha(nw.files[7]), nw.fp), verify.Invalid, verify.CheckManifest)
 	})
-	t.Run("manifest chain of two", func(t *testing.T) {
+	t.Run("genesis repeated as an update", func(t *testing.T) {
 		r := *good
 		r.Manifests = [][]byte{nw.manifest, nw.manifest}
 		wantVerdict(t, verify.Receipt(r.Marshal(), sha(nw.files[7]), nw.fp), verify.Invalid, verify.CheckManifest)
@@ -335,8 +338,14 @@ func TestReceiptEveryBitFlipped(t *testing.T) {
 	nw := newNetwork(t, "court.example", 20)
 	// The receipt with an opening holds every kind of line; stripping the
 	// opening changes no other byte.
-	rc := nw.receipt(t, 7).Marshal()
-	if res := verify.Receipt(rc, sha(nw.files[7]), nw.fp); !res.OK() {
+	everyBitFlipped(t, nw.receipt(t, 7).Marshal(), nw.files[7], nw.fp)
+}
+
+// everyBitFlipped checks that rc verifies and that no single flipped bit
+// of it does.
+func everyBitFlipped(t *testing.T, rc, file []byte, pinned evidence.Fingerprint) {
+	t.Helper()
+	if res := verify.Receipt(rc, sha(file), pinned); !res.OK() {
 		t.Fatalf("unflipped receipt: %s", res.Reason)
 	}
 	bits := 8 * len(rc)
@@ -354,7 +363,7 @@ func TestReceiptEveryBitFlipped(t *testing.T) {
 			for bit := range next {
 				copy(buf, rc)
 				buf[bit/8] ^= 1 << (bit % 8)
-				if res := verify.Receipt(buf, sha(nw.files[7]), nw.fp); res.Verdict == verify.Verified {
+				if res := verify.Receipt(buf, sha(file), pinned); res.Verdict == verify.Verified {
 					mu.Lock()
 					bad = append(bad, fmt.Sprintf("bit %d (byte %d %q→%q, line %q)", bit, bit/8, rc[bit/8], buf[bit/8], lineAt(rc, bit/8)))
 					mu.Unlock()
@@ -370,6 +379,83 @@ func TestReceiptEveryBitFlipped(t *testing.T) {
 	if len(bad) > 0 {
 		t.Errorf("%d of %d flipped bits still verify, e.g. %s", len(bad), bits, strings.Join(bad[:min(len(bad), 5)], "; "))
 	}
+}
+
+// addMember returns a manifest update entry adding a second court to nw's
+// genesis, approved by the genesis admin, and the new court's note signer.
+func (nw *network) addMember(t testing.TB) ([]byte, *evidence.Manifest, note.Signer) {
+	t.Helper()
+	skey, vkey, _ := note.GenerateKey(rand.Reader, "court-b.example")
+	signer, _ := note.NewSigner(skey)
+	adminB, _, _ := ed25519.GenerateKey(rand.Reader)
+	next := *nw.m
+	next.Members = append(slices.Clone(nw.m.Members), evidence.Member{
+		Name: "court-b.example", Role: evidence.RoleCourt, RaftID: 2, NoteKey: vkey, AdminKey: adminB,
+	})
+	next.Threshold = evidence.DefaultThreshold(next.Members)
+	next.Sequence, next.Previous = 2, nw.fp[:]
+	enc, err := next.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &evidence.Governance{Action: evidence.ActionManifestUpdate, Manifest: enc}
+	if err := g.Approve(nw.m.Origin, nw.fp, evidence.Ed25519Signer{Key: nw.admin}); err != nil {
+		t.Fatal(err)
+	}
+	entry, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entry, &next, signer
+}
+
+// TestReceiptManifestChain: a receipt whose checkpoint was signed under
+// the second manifest version verifies against the genesis pin, with the
+// chain; without the update, or with the checkpoint signed only under the
+// old policy, it does not; and no flipped bit of it verifies.
+func TestReceiptManifestChain(t *testing.T) {
+	nw := newNetwork(t, "court.example", 20)
+	update, _, signerB := nw.addMember(t)
+	cp := checkpoint.Checkpoint{Origin: nw.m.Origin, Size: nw.size, Root: nw.root}
+	both, err := checkpoint.Sign(cp, nw.signer, signerB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := nw.receipt(t, 7)
+	r.Manifests = [][]byte{nw.manifest, update}
+	p := nw.proof(t, 7)
+	p.Checkpoint = both
+	r.Proof = p.Format()
+	res := verify.Receipt(r.Marshal(), sha(nw.files[7]), nw.fp)
+	wantVerdict(t, res, verify.Verified, "")
+	if res.Manifest.Sequence != 2 || len(res.Signers) != 2 {
+		t.Fatalf("verified under manifest %d with signers %v", res.Manifest.Sequence, res.Signers)
+	}
+	t.Run("old policy's signatures only", func(t *testing.T) {
+		r := *r
+		r.Proof = nw.proof(t, 7).Format() // signed by court-a alone: 1 of 2
+		wantVerdict(t, verify.Receipt(r.Marshal(), sha(nw.files[7]), nw.fp), verify.Invalid, verify.CheckCheckpoint)
+	})
+	t.Run("update left out", func(t *testing.T) {
+		r := *r
+		r.Manifests = r.Manifests[:1] // court-b's signature is then by an unknown key
+		wantVerdict(t, verify.Receipt(r.Marshal(), sha(nw.files[7]), nw.fp), verify.Invalid, verify.CheckCheckpoint)
+	})
+	t.Run("update not approved", func(t *testing.T) {
+		g, _ := evidence.ParseGovernance(update)
+		_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+		g.Approvals = nil
+		if err := g.Approve(nw.m.Origin, nw.fp, evidence.Ed25519Signer{Key: otherKey}); err != nil {
+			t.Fatal(err)
+		}
+		forged, _ := g.Marshal()
+		r := *r
+		r.Manifests = [][]byte{nw.manifest, forged}
+		wantVerdict(t, verify.Receipt(r.Marshal(), sha(nw.files[7]), nw.fp), verify.Invalid, verify.CheckManifest)
+	})
+	t.Run("every bit flipped", func(t *testing.T) {
+		everyBitFlipped(t, r.Marshal(), nw.files[7], nw.fp)
+	})
 }
 
 func lineAt(b []byte, i int) string {

@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/cunzheng/cunzheng/evidence"
 )
 
 // Institution names and roles of a local network, in order: the first four
@@ -68,49 +66,13 @@ func Create(bin, dir string, n, basePort int) (*Network, error) {
 		}
 		return nw, nil
 	}
-	if n < 1 || n > 16 {
-		return nil, fmt.Errorf("a local network has 1 to 16 nodes, not %d", n)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	nw := &Network{Dir: dir, Origin: "evidence.testnet.example/v1"}
-	var descs []string
-	for i := 0; i < n; i++ {
+	members := make([]Member, n)
+	for i := range members {
 		name, role := institution(i)
-		nd := &Node{Name: name, Role: role, Dir: filepath.Join(dir, name),
-			API: fmt.Sprintf("127.0.0.1:%d", basePort+i), P2P: fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", basePort+100+i),
-			LogFile: filepath.Join(dir, name+".log")}
-		out, err := exec.Command(bin, "init", "--dir", nd.Dir, "--name", name, "--role", role,
-			"--origin", nw.Origin, "--listen", nd.API, "--p2p-listen", nd.P2P).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("init %s: %v: %s", name, err, out)
-		}
-		descs = append(descs, filepath.Join(nd.Dir, "descriptor.json"))
-		nw.Nodes = append(nw.Nodes, nd)
+		members[i] = Member{Name: name, Role: role,
+			API: fmt.Sprintf("127.0.0.1:%d", basePort+i), P2P: fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", basePort+100+i)}
 	}
-	genesis := filepath.Join(dir, "genesis.json")
-	out, err := exec.Command(bin, append([]string{"genesis", "--origin", nw.Origin, "-o", genesis}, descs...)...).CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("genesis: %v: %s", err, out)
-	}
-	data, err := os.ReadFile(genesis)
-	if err != nil {
-		return nil, err
-	}
-	_, fp, err := evidence.ParseManifestFile(data)
-	if err != nil {
-		return nil, err
-	}
-	nw.Fingerprint = fp.String()
-	for _, nd := range nw.Nodes {
-		path := filepath.Join(nd.Dir, "genesis.json")
-		os.Remove(path) // the one-institution genesis init wrote
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			return nil, err
-		}
-	}
-	return nw, nw.save()
+	return CreateMembers(bin, dir, "evidence.testnet.example/v1", members)
 }
 
 // Load reads dir/network.json.

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -184,7 +185,7 @@ func Init(opts InitOptions) (*InitResult, error) {
 		if f.data == nil {
 			continue
 		}
-		if err := writeFileSync(filepath.Join(opts.Dir, f.name), f.data, f.mode); err != nil {
+		if err := WriteNewFile(filepath.Join(opts.Dir, f.name), f.data, f.mode); err != nil {
 			return nil, fmt.Errorf("init: %w", err)
 		}
 	}
@@ -202,10 +203,19 @@ func Init(opts InitOptions) (*InitResult, error) {
 	}, nil
 }
 
-// writeFileSync writes a new file (never over an existing one) and syncs it.
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+// WriteNewFile creates path with perm and syncs it, refusing to overwrite
+// an existing file. The mode is set explicitly too, so a permissive umask
+// cannot widen a private key.
+func WriteNewFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists; refusing to overwrite", path)
+	}
 	if err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
 		return err
 	}
 	if _, err := f.Write(data); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cunzheng/cunzheng/api/node"
 	"github.com/cunzheng/cunzheng/evidence"
 )
 
@@ -60,16 +61,8 @@ roles and malformed keys are refused; nothing is written then.`,
 				return err
 			}
 			fp, _ := m.Fingerprint()
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-			if err != nil {
+			if err := node.WriteNewFile(out, file, 0o644); err != nil {
 				return fmt.Errorf("write manifest: %w", err)
-			}
-			if _, err := f.Write(file); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
 			}
 			fmt.Fprintf(a.stdout, "genesis fingerprint  %s\norigin               %s\nmembers              %d (%d signatures make a checkpoint final)\nmanifest             %s\n",
 				fp, origin, len(m.Members), m.Threshold, out)

@@ -2,14 +2,13 @@ package main
 
 import (
 	"crypto/ed25519"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cunzheng/cunzheng/api/node"
 	"github.com/cunzheng/cunzheng/evidence"
 )
 
@@ -47,10 +46,10 @@ register (cunzheng submitter register).`,
 			if err != nil {
 				return fmt.Errorf("generate key: %w", err)
 			}
-			if err := writeNewFile(out, evidence.MarshalPrivateKey(priv), 0o600); err != nil {
+			if err := node.WriteNewFile(out, evidence.MarshalPrivateKey(priv), 0o600); err != nil {
 				return err
 			}
-			if err := writeNewFile(pubPath, evidence.MarshalPublicKey(pub), 0o644); err != nil {
+			if err := node.WriteNewFile(pubPath, evidence.MarshalPublicKey(pub), 0o644); err != nil {
 				os.Remove(out)
 				return err
 			}
@@ -65,30 +64,4 @@ register (cunzheng submitter register).`,
 // publicKeyPath maps alice.key to alice.pub, and any other name to NAME.pub.
 func publicKeyPath(priv string) string {
 	return strings.TrimSuffix(priv, ".key") + ".pub"
-}
-
-// writeNewFile creates path with perm, failing if it exists. The mode is set
-// explicitly too, so a restrictive umask cannot matter and a permissive one
-// cannot widen a private key.
-func writeNewFile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%s already exists; refusing to overwrite", path)
-	}
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/cunzheng/cunzheng/api"
 	"github.com/cunzheng/cunzheng/api/web"
 	"github.com/cunzheng/cunzheng/chain/store"
+	"github.com/cunzheng/cunzheng/consensus"
 	"github.com/cunzheng/cunzheng/consensus/p2p"
 	"github.com/cunzheng/cunzheng/evidence"
 	"github.com/cunzheng/cunzheng/evidence/ledger"
@@ -235,6 +236,15 @@ type RunOptions struct {
 	Logger *slog.Logger // nil = text logs to stderr at the configured level
 	// Ready is called with the bound address once the node serves.
 	Ready func(addr string)
+	// Started, if set, is given the running node's parts once it serves:
+	// for tests and programs that embed a node.
+	Started func(Running)
+}
+
+// Running exposes a serving node's parts to Started.
+type Running struct {
+	Ledger  *ledger.Ledger
+	Orderer consensus.Orderer // nil in a network of one
 }
 
 func resolve(dir, p string) string {
@@ -383,6 +393,15 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 	log.Info("serving", "addr", ln.Addr().String(), "origin", m.Origin, "network", fp.String(), "tree_size", st.TreeSize())
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
+	}
+	if opts.Started != nil {
+		run := Running{Ledger: l}
+		if rep != nil {
+			if n := rep.node.Load(); n != nil {
+				run.Orderer = n
+			}
+		}
+		opts.Started(run)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -38,8 +38,11 @@ fuzz:
 	  done; \
 	done
 
+STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
+
 lint:
 	$(GO) vet $(PKGS)
+	@if [ -x "$(STATICCHECK)" ]; then echo "staticcheck"; $(STATICCHECK) $(PKGS); else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@v0.8.2); skipped"; fi
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 

@@ -295,6 +295,12 @@ func (s *Store) AppendBlock(b *chain.Block, index []KV) error {
 	if err := s.commit(batch, fmt.Sprintf("append block %d", h.Height)); err != nil {
 		return err
 	}
+	// Rows are written only here (writeMu held), so the cache can take the
+	// committed rows, partial ones included; readers of an older tree find
+	// its nodes unchanged in the longer rows.
+	for _, kv := range rows {
+		s.rows.put(kv.Key, kv.Value)
+	}
 	s.mu.Lock()
 	s.head, s.headHash, s.hasHead = *h, h.Hash(), true
 	s.mu.Unlock()

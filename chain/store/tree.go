@@ -111,14 +111,18 @@ func (s *Store) rowWrites(g *growth) ([]KV, error) {
 			start := r * rowWidth
 			var row []byte
 			if start < lo {
-				old, err := get(s.db, rowKey(l, r))
+				old := s.rows.get(rowKey(l, r))
+				var err error
+				if old == nil {
+					old, err = get(s.db, rowKey(l, r))
+				}
 				if err != nil {
 					return nil, fmt.Errorf("tree row %d/%d: %w", l, r, err)
 				}
 				if uint64(len(old)) != (lo-start)*tlog.HashSize {
 					return nil, fmt.Errorf("%w: tree row %d/%d holds %d bytes, want %d nodes", ErrCorrupt, l, r, len(old), lo-start)
 				}
-				row = old
+				row = append([]byte(nil), old...)
 			}
 			for n := max(start, lo); n < min(start+rowWidth, hi); n++ {
 				row = append(row, g.levels[l][n-lo][:]...)
@@ -146,7 +150,7 @@ func (s *Store) readNode(l int, n uint64) (tlog.Hash, error) {
 	}
 	off := (n % rowWidth) * tlog.HashSize
 	key := rowKey(l, n/rowWidth)
-	if row := s.rows.get(key); row != nil {
+	if row := s.rows.get(key); uint64(len(row)) >= off+tlog.HashSize {
 		copy(h[:], row[off:])
 		return h, nil
 	}
@@ -159,7 +163,8 @@ func (s *Store) readNode(l int, n uint64) (tlog.Hash, error) {
 	}
 	defer closer.Close()
 	if len(v) == rowWidth*tlog.HashSize {
-		// A full row never changes again.
+		// A full row never changes again (partial rows enter the cache
+		// when AppendBlock writes them).
 		s.rows.put(key, v)
 	}
 	if uint64(len(v)) < off+tlog.HashSize {
@@ -241,9 +246,11 @@ func (s *Store) scanLeaves(start, end uint64, fn func(index uint64, leaf []byte)
 // maxCachedRows bounds the row cache (8 KiB a row: 32 MiB).
 const maxCachedRows = 4096
 
-// rowCache keeps full rows of tree hashes in memory: proofs for recent and
-// popular records read the same upper rows again and again, and a full row
-// is immutable, so the cache never needs invalidating.
+// rowCache keeps rows of tree hashes in memory: proofs for recent and
+// popular records read the same rows again and again. A full row is
+// immutable; a partial row is replaced in the cache by AppendBlock each
+// time it is rewritten, and only ever grows, so a cached row is never
+// wrong for a tree it covers.
 type rowCache struct {
 	mu   sync.RWMutex
 	rows map[string][]byte

@@ -22,8 +22,7 @@ func TestBadInput(t *testing.T) {
 	mutate := func(f func(s *evidence.Submission)) []byte {
 		s, _ := evidence.ParseSubmission(good)
 		f(s)
-		b := cryptobyteUnchecked(t, s)
-		return b
+		return encodeSubmission(t, s)
 	}
 	// A revoked key.
 	_, revokedPriv, _ := ed25519.GenerateKey(rand.Reader)
@@ -137,9 +136,9 @@ func resign(t *testing.T, s *evidence.Submission, origin string, key ed25519.Pri
 	return b
 }
 
-// cryptobyteUnchecked encodes s even when its signature is missing, the way
-// a hostile client could.
-func cryptobyteUnchecked(t *testing.T, s *evidence.Submission) []byte {
+// encodeSubmission encodes s as a client would send it, even with a bad or
+// missing signature.
+func encodeSubmission(t *testing.T, s *evidence.Submission) []byte {
 	b, err := s.Marshal()
 	if err != nil {
 		t.Fatal(err)

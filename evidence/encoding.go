@@ -93,7 +93,8 @@ func cloneDigests(ds []Digest) []Digest {
 	return out
 }
 
-func digestsEqual(a, b []Digest) bool {
+// DigestsEqual reports whether two digest lists are identical, in order.
+func DigestsEqual(a, b []Digest) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -104,9 +105,6 @@ func digestsEqual(a, b []Digest) bool {
 	}
 	return true
 }
-
-// DigestsEqual reports whether two digest lists are identical, in order.
-func DigestsEqual(a, b []Digest) bool { return digestsEqual(a, b) }
 
 func build(b *cryptobyte.Builder, what string) ([]byte, error) {
 	out, err := b.Bytes()

@@ -65,6 +65,13 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"init bad role", []string{"init", "--dir", "d", "--name", "court.example", "--role", "judge"}},
 		{"init bad origin", []string{"init", "--dir", "d", "--name", "c", "--role", "court", "--origin", "https://x/log"}},
 		{"node without dir", []string{"node"}},
+		{"audit without node", []string{"audit", "--genesis", zeroFP, "--state", "s"}},
+		{"audit without state", []string{"audit", "--genesis", zeroFP, "--node", "http://127.0.0.1:1"}},
+		{"audit without genesis", []string{"audit", "--state", "s", "--node", "http://127.0.0.1:1"}},
+		{"audit once and follow", []string{"audit", "--genesis", zeroFP, "--state", "s", "--node", "http://127.0.0.1:1", "--once", "--follow"}},
+		{"audit bad interval", []string{"audit", "--genesis", zeroFP, "--state", "s", "--node", "http://127.0.0.1:1", "--follow", "--interval", "0s"}},
+		{"audit node twice", []string{"audit", "--genesis", zeroFP, "--state", "s", "--node", "http://127.0.0.1:1", "--node", "http://127.0.0.1:1"}},
+		{"audit bad fingerprint", []string{"audit", "--genesis", "abc", "--state", "s", "--node", "http://127.0.0.1:1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -141,6 +141,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.genesisCommand(),
 		a.memberCommand(),
 		a.testnetCommand(),
+		a.auditCommand(),
 	)
 	return root
 }

@@ -143,56 +143,90 @@ func (f *forwarder) send(ctx context.Context, batch []*forwardReq) {
 		answerAll(batch, forwardRes{err: decodeRemoteErr(err)})
 		return
 	}
+	answers, err := parseForwardAnswers(resp, len(batch))
+	if err != nil {
+		answerAll(batch, forwardRes{err: err})
+		return
+	}
+	for i, req := range batch {
+		req.res <- answers[i]
+	}
+}
+
+// parseForwardAnswers strictly parses the leader's answers to a batch of n
+// entries: per entry a status byte, then the index and an existing flag, or
+// a "code|message" error; nothing after.
+func parseForwardAnswers(resp []byte, n int) ([]forwardRes, error) {
 	s := cryptobyte.String(resp)
-	for _, req := range batch {
+	out := make([]forwardRes, n)
+	for i := range out {
 		var status uint8
 		if !s.ReadUint8(&status) {
-			req.res <- forwardRes{err: errors.New("leader answered a short batch")}
-			continue
+			return nil, errors.New("leader answered a short batch")
 		}
-		if status == 0 {
-			var idx uint64
+		switch status {
+		case 0:
 			var ex uint8
-			if !s.ReadUint64(&idx) || !s.ReadUint8(&ex) {
-				req.res <- forwardRes{err: errors.New("leader answered a malformed batch")}
-				continue
+			if !s.ReadUint64(&out[i].idx) || !s.ReadUint8(&ex) || ex > 1 {
+				return nil, errors.New("leader answered a malformed batch")
 			}
-			req.res <- forwardRes{idx: idx, existing: ex == 1}
-			continue
+			out[i].existing = ex == 1
+		case 1:
+			var msg cryptobyte.String
+			if !s.ReadUint16LengthPrefixed(&msg) {
+				return nil, errors.New("leader answered a malformed batch")
+			}
+			out[i].err = decodeCode(string(msg))
+		default:
+			return nil, errors.New("leader answered a malformed batch")
 		}
-		var msg cryptobyte.String
-		if !s.ReadUint16LengthPrefixed(&msg) {
-			req.res <- forwardRes{err: errors.New("leader answered a malformed batch")}
-			continue
-		}
-		req.res <- forwardRes{err: decodeCode(string(msg))}
 	}
+	if !s.Empty() {
+		return nil, errors.New("leader answered more than the batch")
+	}
+	return out, nil
+}
+
+// forwardItem is one entry of a forwarded batch.
+type forwardItem struct {
+	tag     uint8
+	payload []byte
+}
+
+// parseForwardBatch strictly parses a forwarding request: a count, then
+// each entry's kind and bytes, nothing after.
+func parseForwardBatch(req []byte) ([]forwardItem, error) {
+	s := cryptobyte.String(req)
+	var n uint16
+	if !s.ReadUint16(&n) || n == 0 || n > forwardBatch {
+		return nil, errors.New("malformed batch")
+	}
+	items := make([]forwardItem, n)
+	for i := range items {
+		var p cryptobyte.String
+		if !s.ReadUint8(&items[i].tag) || !s.ReadUint24LengthPrefixed(&p) || len(p) > maxForwardedEntry {
+			return nil, errors.New("malformed batch entry")
+		}
+		if items[i].tag != 's' && items[i].tag != 'g' {
+			return nil, errors.New("unknown entry kind in batch")
+		}
+		items[i].payload = p
+	}
+	if !s.Empty() {
+		return nil, errors.New("trailing bytes after batch")
+	}
+	return items, nil
 }
 
 // handleSubmitBatch is the leader's side: every entry is submitted at once
 // (they share the next block) and answered once committed.
 func handleSubmitBatch(l *ledger.Ledger) func(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
 	return func(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
-		s := cryptobyte.String(req)
-		var n uint16
-		if !s.ReadUint16(&n) || n == 0 || n > forwardBatch {
-			return nil, errors.New("malformed batch")
+		items, err := parseForwardBatch(req)
+		if err != nil {
+			return nil, err
 		}
-		type item struct {
-			tag     uint8
-			payload []byte
-		}
-		items := make([]item, n)
-		for i := range items {
-			var p cryptobyte.String
-			if !s.ReadUint8(&items[i].tag) || !s.ReadUint24LengthPrefixed(&p) || len(p) > maxForwardedEntry {
-				return nil, errors.New("malformed batch entry")
-			}
-			items[i].payload = p
-		}
-		if !s.Empty() {
-			return nil, errors.New("trailing bytes after batch")
-		}
+		n := len(items)
 		res := make([]forwardRes, n)
 		var wg sync.WaitGroup
 		for i, it := range items {
@@ -204,8 +238,6 @@ func handleSubmitBatch(l *ledger.Ledger) func(ctx context.Context, _ peer.ID, re
 					res[i].idx, res[i].existing, res[i].err = l.SubmitHere(ctx, it.payload)
 				case 'g':
 					res[i].idx, res[i].existing, res[i].err = l.SubmitGovernanceHere(ctx, it.payload)
-				default:
-					res[i].err = fmt.Errorf("%w: unknown entry kind", ledger.ErrInvalid)
 				}
 			}()
 		}

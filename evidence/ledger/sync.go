@@ -268,15 +268,24 @@ func (l *Ledger) SyncItem(height uint64) ([]byte, error) {
 	return out.Bytes()
 }
 
+// parseSyncItem strictly splits a block-sync item into the block and the
+// final checkpoint that came with it (empty when none).
+func parseSyncItem(item []byte) (block, final []byte, err error) {
+	s := cryptobyte.String(item)
+	var n uint32
+	var f cryptobyte.String
+	if !s.ReadUint32(&n) || !s.ReadBytes(&block, int(n)) || !s.ReadUint24LengthPrefixed(&f) || !s.Empty() {
+		return nil, nil, fmt.Errorf("%w: malformed sync item", ErrInvalid)
+	}
+	return block, f, nil
+}
+
 // applySyncItem checks and applies one synced block and its final
 // checkpoint.
 func (l *Ledger) applySyncItem(height uint64, item []byte) error {
-	s := cryptobyte.String(item)
-	var n uint32
-	var enc []byte
-	var final cryptobyte.String
-	if !s.ReadUint32(&n) || !s.ReadBytes(&enc, int(n)) || !s.ReadUint24LengthPrefixed(&final) || !s.Empty() {
-		return fmt.Errorf("%w: sync item %d", ErrInvalid, height)
+	enc, final, err := parseSyncItem(item)
+	if err != nil {
+		return fmt.Errorf("sync item %d: %w", height, err)
 	}
 	b, err := chain.ParseBlock(enc)
 	if err != nil {

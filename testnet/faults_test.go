@@ -51,7 +51,7 @@ func (c *cluster) load(t *testing.T, key ed25519.PrivateKey, workers int, stop <
 				sub, d := presign(t, c.nw.Origin, key, fmt.Appendf(nil, "fault evidence %d %d", time.Now().UnixNano(), n))
 				for attempt := 0; ; attempt++ {
 					node := (w + attempt) % len(c.procs)
-					if c.procs[node] == nil {
+					if !c.alive(node) {
 						continue
 					}
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -193,8 +193,7 @@ func TestLeaderKilledUnderLoad(t *testing.T) {
 		wait := c.load(t, key, 4, stop)
 		time.Sleep(700 * time.Millisecond)
 		lead := c.leader()
-		c.procs[lead].kill()
-		c.procs[lead] = nil
+		c.stop(lead)
 		killed := time.Now()
 		newLead := c.leader()
 		t.Logf("round %d: killed leader %d, new leader %d after %v", round, lead, newLead, time.Since(killed))
@@ -236,15 +235,13 @@ func TestFollowerRestartAndSnapshotCatchUp(t *testing.T) {
 	}
 	var all []acked
 	// Follower killed and restarted.
-	c.procs[f].kill()
-	c.procs[f] = nil
+	c.stop(f)
 	all = append(all, submitN(10)...)
 	c.start(f)
 	c.invariants(t, all, nil)
 	// Follower offline long enough for snapshots and compaction (every 20
 	// entries): it must come back by snapshot + block sync.
-	c.procs[f].kill()
-	c.procs[f] = nil
+	c.stop(f)
 	batch := func(n int) {
 		subs := make([][]byte, 0, n)
 		for i := 0; i < n; i++ {
@@ -269,13 +266,11 @@ func TestFollowerRestartAndSnapshotCatchUp(t *testing.T) {
 	}
 	// Killed in the middle of syncing: kill it again while it catches up,
 	// then let it finish.
-	c.procs[f].kill()
-	c.procs[f] = nil
+	c.stop(f)
 	batch(400)
 	c.start(f)
 	time.Sleep(20 * time.Millisecond)
-	c.procs[f].kill()
-	c.procs[f] = nil
+	c.stop(f)
 	c.start(f)
 	c.invariants(t, all, nil)
 	st, err := c.client(f).Status(context.Background())
@@ -291,8 +286,7 @@ func TestMismatchedGenesisRefused(t *testing.T) {
 	c := newCluster(t, 4)
 	c.leader()
 	nd := c.nw.Nodes[3]
-	c.procs[3].kill()
-	c.procs[3] = nil
+	c.stop(3)
 	var descs []string
 	for _, n := range c.nw.Nodes {
 		descs = append(descs, n.Dir+"/descriptor.json")

@@ -18,6 +18,7 @@ import (
 
 // cluster is a local network of node processes that a test controls.
 type cluster struct {
+	mu    sync.Mutex // guards procs against the load generator's reads
 	t     *testing.T
 	nw    *Network
 	procs []*proc
@@ -47,7 +48,25 @@ func newCluster(t *testing.T, n int) *cluster {
 
 func (c *cluster) start(i int) {
 	nd := c.nw.Nodes[i]
-	c.procs[i] = startNodeDir(c.t, nd.Dir, nd.API)
+	p := startNodeDir(c.t, nd.Dir, nd.API)
+	c.mu.Lock()
+	c.procs[i] = p
+	c.mu.Unlock()
+}
+
+// stop SIGKILLs node i.
+func (c *cluster) stop(i int) {
+	c.procs[i].kill()
+	c.mu.Lock()
+	c.procs[i] = nil
+	c.mu.Unlock()
+}
+
+// alive reports whether node i runs; safe from any goroutine.
+func (c *cluster) alive(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[i] != nil
 }
 
 func (c *cluster) client(i int) *client.Client {

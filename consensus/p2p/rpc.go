@@ -120,8 +120,13 @@ func Call(ctx context.Context, h *Host, p peer.ID, name string, req []byte) (res
 		if !clean {
 			_ = s.Reset()
 		}
-		if err != nil && ctx.Err() != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
 			err = fmt.Errorf("call %s on %s: %w", name, p, ctx.Err())
+		case err != nil && !time.Now().Before(deadline):
+			// The stream's deadline is the context's: the stream may time
+			// out a moment before the context's own timer fires.
+			err = fmt.Errorf("call %s on %s: %w: %v", name, p, context.DeadlineExceeded, err)
 		}
 	}()
 	_ = s.SetDeadline(deadline)

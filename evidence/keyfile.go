@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
+	"github.com/cunzheng/cunzheng/chain/checkpoint"
 )
 
 // Key file headers. A key file is two lines: the header, then the standard
@@ -30,7 +31,7 @@ func parseKeyFile(data []byte, header string) ([]byte, error) {
 	if len(lines) != 3 || len(lines[2]) != 0 || string(lines[0]) != header {
 		return nil, fmt.Errorf("%w: not a key file of type %s", ErrMalformed, header)
 	}
-	k, err := base64.StdEncoding.Strict().DecodeString(string(lines[1]))
+	k, err := checkpoint.DecodeBase64(string(lines[1]))
 	if err != nil || len(k) != 32 {
 		return nil, fmt.Errorf("%w: %s: key is not 32 bytes of canonical base64", ErrMalformed, header)
 	}

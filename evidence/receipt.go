@@ -98,7 +98,7 @@ func ParseReceipt(data []byte) (*Receipt, error) {
 		if name == "network" {
 			return []byte(v), true, nil
 		}
-		raw, err := base64.StdEncoding.Strict().DecodeString(v)
+		raw, err := checkpoint.DecodeBase64(v)
 		if err != nil || len(raw) == 0 {
 			return nil, false, fmt.Errorf("%w: receipt %s line is not canonical base64", ErrMalformed, name)
 		}

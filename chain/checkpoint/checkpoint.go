@@ -62,7 +62,7 @@ func ParseBody(text string) (Checkpoint, error) {
 	if err != nil || n < 0 || strconv.FormatInt(n, 10) != lines[1] {
 		return c, fmt.Errorf("%w: tree size %q", ErrMalformed, lines[1])
 	}
-	root, err := base64.StdEncoding.Strict().DecodeString(lines[2])
+	root, err := DecodeBase64(lines[2])
 	if err != nil || len(root) != tlog.HashSize {
 		return c, fmt.Errorf("%w: root hash %q", ErrMalformed, lines[2])
 	}
@@ -149,7 +149,7 @@ func checkSignatureLines(signed []byte) error {
 			continue
 		}
 		name, b64, _ := strings.Cut(rest, " ")
-		sig, err := base64.StdEncoding.Strict().DecodeString(b64)
+		sig, err := DecodeBase64(b64)
 		if err != nil || len(sig) < 5 || base64.StdEncoding.EncodeToString(sig) != b64 {
 			return fmt.Errorf("%w: signature by %q is not canonical base64", ErrMalformed, name)
 		}

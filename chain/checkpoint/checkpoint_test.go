@@ -232,3 +232,18 @@ func TestSignOpenPolicy(t *testing.T) {
 		}
 	})
 }
+
+// TestBase64Canonical: text that Go's decoder would accept but that is not
+// the canonical encoding — line breaks inside, padding bits set — is
+// refused wherever a signed or proved value is read.
+func TestBase64Canonical(t *testing.T) {
+	root := "0000000000000000000000000000000000000000000="
+	for _, bad := range []string{"0\r" + root[1:], "0\n" + root[1:], root[:42] + "1="} {
+		if _, err := checkpoint.ParseBody("o.example/log\n1\n" + bad + "\n"); err == nil {
+			t.Errorf("root %q accepted", bad)
+		}
+	}
+	if _, err := checkpoint.ParseBody("o.example/log\n1\n" + root + "\n"); err != nil {
+		t.Fatal(err)
+	}
+}

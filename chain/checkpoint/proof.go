@@ -55,7 +55,7 @@ func ParseProof(text []byte) (*Proof, error) {
 	lines = lines[1:]
 	p := &Proof{Checkpoint: cp}
 	if len(lines) > 0 && strings.HasPrefix(lines[0], "extra ") {
-		e, err := base64.StdEncoding.Strict().DecodeString(strings.TrimPrefix(lines[0], "extra "))
+		e, err := DecodeBase64(strings.TrimPrefix(lines[0], "extra "))
 		if err != nil {
 			return nil, fmt.Errorf("%w: proof extra: %v", ErrMalformed, err)
 		}
@@ -76,7 +76,7 @@ func ParseProof(text []byte) (*Proof, error) {
 		return nil, fmt.Errorf("%w: %d proof hashes, limit %d", ErrMalformed, len(lines), MaxProofHashes)
 	}
 	for _, l := range lines {
-		h, err := base64.StdEncoding.Strict().DecodeString(l)
+		h, err := DecodeBase64(l)
 		if err != nil || len(h) != tlog.HashSize {
 			return nil, fmt.Errorf("%w: proof hash %q", ErrMalformed, l)
 		}

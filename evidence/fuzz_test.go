@@ -10,22 +10,33 @@ import (
 // Each parser either rejects its input with a sentinel error or accepts
 // exactly the canonical encoding of what it returns.
 
+// roundTrip parses data and checks that contract; ok is false when data was
+// (rightly) rejected.
+func roundTrip[T interface{ Marshal() ([]byte, error) }](t *testing.T, data []byte, parse func([]byte) (T, error)) (v T, ok bool) {
+	t.Helper()
+	v, err := parse(data)
+	if err != nil {
+		if !isDecodeError(err) {
+			t.Fatalf("error without sentinel: %v", err)
+		}
+		return v, false
+	}
+	enc, err := v.Marshal()
+	if err != nil || !bytes.Equal(enc, data) {
+		t.Fatalf("re-marshal: %v\n got %x\nwant %x", err, enc, data)
+	}
+	return v, true
+}
+
 func FuzzParseSubmission(f *testing.F) {
 	sub, _ := testSubmission(f, "seed")
 	f.Add(mustMarshal(f, sub.Marshal))
 	sub.Digests = sub.Digests[:1]
 	f.Add(mustMarshal(f, sub.Marshal))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := evidence.ParseSubmission(data)
-		if err != nil {
-			if !isDecodeError(err) {
-				t.Fatalf("error without sentinel: %v", err)
-			}
+		s, ok := roundTrip(t, data, evidence.ParseSubmission)
+		if !ok {
 			return
-		}
-		enc, err := s.Marshal()
-		if err != nil || !bytes.Equal(enc, data) {
-			t.Fatalf("re-marshal: %v\n got %x\nwant %x", err, enc, data)
 		}
 		_ = s.Verify(testOrigin)
 	})
@@ -36,17 +47,7 @@ func FuzzParseOpening(f *testing.F) {
 	f.Add(mustMarshal(f, op.Marshal))
 	f.Add(mustMarshal(f, (&evidence.Opening{}).Marshal))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		o, err := evidence.ParseOpening(data)
-		if err != nil {
-			if !isDecodeError(err) {
-				t.Fatalf("error without sentinel: %v", err)
-			}
-			return
-		}
-		enc, err := o.Marshal()
-		if err != nil || !bytes.Equal(enc, data) {
-			t.Fatalf("re-marshal: %v\n got %x\nwant %x", err, enc, data)
-		}
+		roundTrip(t, data, evidence.ParseOpening)
 	})
 }
 
@@ -57,17 +58,7 @@ func FuzzParseLeaf(f *testing.F) {
 	gov := mustMarshal(f, testGovernance(f).Marshal)
 	f.Add(mustMarshal(f, (&evidence.Leaf{Type: evidence.EntryGovernance, Entry: gov}).Marshal))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		l, err := evidence.ParseLeaf(data)
-		if err != nil {
-			if !isDecodeError(err) {
-				t.Fatalf("error without sentinel: %v", err)
-			}
-			return
-		}
-		enc, err := l.Marshal()
-		if err != nil || !bytes.Equal(enc, data) {
-			t.Fatalf("re-marshal: %v\n got %x\nwant %x", err, enc, data)
-		}
+		roundTrip(t, data, evidence.ParseLeaf)
 	})
 }
 
@@ -77,16 +68,9 @@ func FuzzParseGovernance(f *testing.F) {
 	g.Action, g.Label = evidence.ActionRevokeSubmitter, ""
 	f.Add(mustMarshal(f, g.Marshal))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g, err := evidence.ParseGovernance(data)
-		if err != nil {
-			if !isDecodeError(err) {
-				t.Fatalf("error without sentinel: %v", err)
-			}
+		g, ok := roundTrip(t, data, evidence.ParseGovernance)
+		if !ok {
 			return
-		}
-		enc, err := g.Marshal()
-		if err != nil || !bytes.Equal(enc, data) {
-			t.Fatalf("re-marshal: %v\n got %x\nwant %x", err, enc, data)
 		}
 		_ = g.Verify(testOrigin)
 	})
@@ -98,16 +82,9 @@ func FuzzParseManifest(f *testing.F) {
 	m.Members, m.Threshold = m.Members[:1], 1
 	f.Add(mustMarshal(f, m.Marshal))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := evidence.ParseManifest(data)
-		if err != nil {
-			if !isDecodeError(err) {
-				t.Fatalf("error without sentinel: %v", err)
-			}
+		m, ok := roundTrip(t, data, evidence.ParseManifest)
+		if !ok {
 			return
-		}
-		enc, err := m.Marshal()
-		if err != nil || !bytes.Equal(enc, data) {
-			t.Fatalf("re-marshal: %v\n got %x\nwant %x", err, enc, data)
 		}
 		if _, err := m.Verifiers(); err != nil {
 			t.Fatalf("valid manifest has unusable note keys: %v", err)

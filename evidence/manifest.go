@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/cunzheng/cunzheng/chain/checkpoint"
 )
 
 // ManifestVersion is the only manifest format version this code writes or reads.
@@ -80,7 +83,23 @@ type Member struct {
 	Addrs    []string `json:"addrs"`     // libp2p multiaddrs
 	NoteKey  string   `json:"note_key"`  // signed-note verifier key for checkpoints
 	AdminKey []byte   `json:"admin_key"` // Ed25519 key that signs governance entries
+	// TSACerts is a time service's RFC 3161 certificate chain, DER, the
+	// signing certificate first, then any intermediates and the root it
+	// chains to (empty for other roles). Tokens in receipts must be signed
+	// by this exact signing certificate.
+	TSACerts [][]byte `json:"tsa_certs,omitempty"`
 }
+
+// Witness is an external witness (C2SP tlog-witness) that the network asks
+// to cosign each final checkpoint.
+type Witness struct {
+	Key      string `json:"key"`      // C2SP tlog-cosignature/v1 verifier key; its name names the witness
+	URL      string `json:"url"`      // base URL; checkpoints go to URL + "/add-checkpoint"
+	Required bool   `json:"required"` // a checkpoint is final only with this witness's cosignature
+}
+
+// Name is the witness's key name.
+func (w *Witness) Name() string { name, _, _ := strings.Cut(w.Key, "+"); return name }
 
 // Manifest describes a network: its origin, members, keys and the policy a
 // checkpoint must meet to be final. Its fingerprint (SHA-256 of the
@@ -92,6 +111,7 @@ type Manifest struct {
 	Members   []Member `json:"members"`   //
 	Threshold uint16   `json:"threshold"` // member signatures needed for a final checkpoint
 	CreatedAt uint64   `json:"created_at"`
+	Witnesses []Witness `json:"witnesses,omitempty"` // external witnesses, asked to cosign each final checkpoint
 }
 
 // HexBytes is a byte slice shown as hex in JSON.
@@ -196,6 +216,33 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("%w: threshold %d must be a majority of the %d voting members (%d..%d)",
 			ErrMalformed, m.Threshold, voting, voting/2+1, voting)
 	}
+	if len(m.Witnesses) > MaxWitnesses {
+		return fmt.Errorf("%w: more than %d witnesses", ErrMalformed, MaxWitnesses)
+	}
+	for i, w := range m.Witnesses {
+		if err := w.validate(); err != nil {
+			return fmt.Errorf("witness %d: %w", i, err)
+		}
+		if names[w.Name()] {
+			return fmt.Errorf("%w: witness %d: name %q is already a member's or another witness's", ErrMalformed, i, w.Name())
+		}
+		names[w.Name()] = true
+	}
+	return nil
+}
+
+// MaxWitnesses bounds the external witnesses of one network.
+const MaxWitnesses = 16
+
+func (w *Witness) validate() error {
+	if _, err := checkpoint.NewCosignatureVerifier(w.Key); err != nil {
+		return fmt.Errorf("%w: witness key: %v", ErrMalformed, err)
+	}
+	u, err := url.Parse(w.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(w.URL) > 255 ||
+		u.RawQuery != "" || u.Fragment != "" || checkText("witness url", w.URL) != nil {
+		return fmt.Errorf("%w: witness url %q must be an http(s) base URL", ErrMalformed, w.URL)
+	}
 	return nil
 }
 
@@ -227,6 +274,9 @@ func (mem *Member) validate() error {
 	}
 	if len(mem.Addrs) > 16 {
 		return fmt.Errorf("%w: more than 16 addresses", ErrMalformed)
+	}
+	if err := checkTSACerts(mem.Role, mem.TSACerts); err != nil {
+		return err
 	}
 	return checkText("peer id", mem.PeerID)
 }
@@ -265,10 +315,20 @@ func (m *Manifest) Marshal() ([]byte, error) {
 			})
 			addText(b, mem.NoteKey)
 			addBytes8(b, mem.AdminKey)
+			b.AddUint8(uint8(len(mem.TSACerts)))
+			for _, c := range mem.TSACerts {
+				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(c) })
+			}
 		}
 	})
 	b.AddUint16(m.Threshold)
 	b.AddUint64(m.CreatedAt)
+	b.AddUint8(uint8(len(m.Witnesses)))
+	for _, w := range m.Witnesses {
+		addText(b, w.Key)
+		addText(b, w.URL)
+		b.AddUint8(boolByte(w.Required))
+	}
 	out, err := build(b, "manifest")
 	if err == nil && len(out) > MaxManifestSize {
 		return nil, fmt.Errorf("%w: manifest is %d bytes", ErrTooLarge, len(out))
@@ -343,13 +403,40 @@ func ParseManifest(data []byte) (*Manifest, error) {
 			return nil, fmt.Errorf("%w: member admin key", ErrMalformed)
 		}
 		mem.AdminKey = append([]byte(nil), admin...)
+		var ncerts uint8
+		if !members.ReadUint8(&ncerts) || int(ncerts) > MaxTSACerts {
+			return nil, fmt.Errorf("%w: member TSA certificates", ErrMalformed)
+		}
+		for range ncerts {
+			var c cryptobyte.String
+			if !members.ReadUint16LengthPrefixed(&c) {
+				return nil, fmt.Errorf("%w: member TSA certificate", ErrMalformed)
+			}
+			mem.TSACerts = append(mem.TSACerts, append([]byte(nil), c...))
+		}
 		if len(m.Members) == MaxMembers {
 			return nil, fmt.Errorf("%w: more than %d members", ErrMalformed, MaxMembers)
 		}
 		m.Members = append(m.Members, mem)
 	}
-	if !s.ReadUint16(&m.Threshold) || !s.ReadUint64(&m.CreatedAt) {
+	var nwit uint8
+	if !s.ReadUint16(&m.Threshold) || !s.ReadUint64(&m.CreatedAt) || !s.ReadUint8(&nwit) || int(nwit) > MaxWitnesses {
 		return nil, fmt.Errorf("%w: manifest policy", ErrMalformed)
+	}
+	for range nwit {
+		var w Witness
+		var req uint8
+		if err := readText(&s, "witness key", &w.Key); err != nil {
+			return nil, err
+		}
+		if err := readText(&s, "witness url", &w.URL); err != nil {
+			return nil, err
+		}
+		if !s.ReadUint8(&req) || req > 1 {
+			return nil, fmt.Errorf("%w: witness required flag", ErrMalformed)
+		}
+		w.Required = req == 1
+		m.Witnesses = append(m.Witnesses, w)
 	}
 	if !s.Empty() {
 		return nil, fmt.Errorf("%w: %d trailing bytes after manifest", ErrMalformed, len(s))

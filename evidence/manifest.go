@@ -105,12 +105,12 @@ func (w *Witness) Name() string { name, _, _ := strings.Cut(w.Key, "+"); return 
 // checkpoint must meet to be final. Its fingerprint (SHA-256 of the
 // canonical encoding) is what everyone pins and compares out of band.
 type Manifest struct {
-	Origin    string   `json:"origin"`    // schema-less URL, the checkpoint origin line
-	Sequence  uint64   `json:"sequence"`  // 1 for genesis
-	Previous  HexBytes `json:"previous"`  // fingerprint of the previous version; empty for genesis
-	Members   []Member `json:"members"`   //
-	Threshold uint16   `json:"threshold"` // member signatures needed for a final checkpoint
-	CreatedAt uint64   `json:"created_at"`
+	Origin    string    `json:"origin"`    // schema-less URL, the checkpoint origin line
+	Sequence  uint64    `json:"sequence"`  // 1 for genesis
+	Previous  HexBytes  `json:"previous"`  // fingerprint of the previous version; empty for genesis
+	Members   []Member  `json:"members"`   //
+	Threshold uint16    `json:"threshold"` // member signatures needed for a final checkpoint
+	CreatedAt uint64    `json:"created_at"`
 	Witnesses []Witness `json:"witnesses,omitempty"` // external witnesses, asked to cosign each final checkpoint
 }
 

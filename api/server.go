@@ -207,23 +207,24 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	resp, err := s.submitResponse(idx, existing)
+	rc, final, err := s.l.ReceiptNow(idx)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	status := http.StatusOK
+	if !final {
+		status = http.StatusAccepted // committed and durable; the final receipt follows
+	}
+	writeJSON(w, status, s.submitResponse(idx, existing, rc))
 }
 
-func (s *Server) submitResponse(idx uint64, existing bool) (*SubmitResponse, error) {
-	rc, err := s.l.Receipt(idx)
-	if err != nil {
-		return nil, err
-	}
-	return &SubmitResponse{
+func (s *Server) submitResponse(idx uint64, existing bool, rc *evidence.Receipt) SubmitResponse {
+	return SubmitResponse{
 		Index: idx, RecordID: evidence.RecordID(s.l.Fingerprint(), int64(idx)),
-		Existing: existing, Receipt: string(rc.Marshal()),
-	}, nil
+		Existing: existing, Final: rc.Committed == nil, Timestamped: len(rc.Timestamps) > 0,
+		Receipt: string(rc.Marshal()),
+	}
 }
 
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
@@ -276,16 +277,23 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		idxs[i] = res.idx
 	}
 	receipts, err := s.l.Receipts(idxs)
+	if errors.Is(err, ledger.ErrNotFinal) {
+		// Some records missed the deadline: each gets the best receipt
+		// there is, final or committed.
+		receipts = make([]*evidence.Receipt, n)
+		for i, idx := range idxs {
+			if receipts[i], _, err = s.l.ReceiptNow(idx); err != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	out := BatchResponse{Results: make([]SubmitResponse, n)}
 	for i, rc := range receipts {
-		out.Results[i] = SubmitResponse{
-			Index: idxs[i], RecordID: evidence.RecordID(s.l.Fingerprint(), int64(idxs[i])),
-			Existing: results[i].existing, Receipt: string(rc.Marshal()),
-		}
+		out.Results[i] = s.submitResponse(idxs[i], results[i].existing, rc)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

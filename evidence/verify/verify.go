@@ -61,25 +61,25 @@ const (
 // are filled as far as verification got and must not be trusted unless
 // Verdict is Verified.
 type Result struct {
-	Verdict    Verdict              `json:"verdict"`
-	Reason     string               `json:"reason,omitempty"`
-	Checks     []Check              `json:"checks"`
-	Network    string               `json:"network"`
-	Origin     string               `json:"origin,omitempty"`
-	RecordID   string               `json:"record_id,omitempty"`
-	Index      int64                `json:"index"`
-	Height     uint64               `json:"block_height"`
-	LeaderTime time.Time            `json:"leader_time"`
-	TreeSize   int64                `json:"tree_size"`
-	Signers    []string             `json:"signers,omitempty"`
-	Digest     string               `json:"digest,omitempty"`
-	Kind       string               `json:"kind,omitempty"`
-	Size       uint64               `json:"size,omitempty"`
-	Checkpoint string               `json:"checkpoint,omitempty"` // body text
+	Verdict    Verdict   `json:"verdict"`
+	Reason     string    `json:"reason,omitempty"`
+	Checks     []Check   `json:"checks"`
+	Network    string    `json:"network"`
+	Origin     string    `json:"origin,omitempty"`
+	RecordID   string    `json:"record_id,omitempty"`
+	Index      int64     `json:"index"`
+	Height     uint64    `json:"block_height"`
+	LeaderTime time.Time `json:"leader_time"`
+	TreeSize   int64     `json:"tree_size"`
+	Signers    []string  `json:"signers,omitempty"`
+	Digest     string    `json:"digest,omitempty"`
+	Kind       string    `json:"kind,omitempty"`
+	Size       uint64    `json:"size,omitempty"`
+	Checkpoint string    `json:"checkpoint,omitempty"` // body text
 	// Timestamp is what the earliest RFC 3161 token says (nil when the
 	// receipt has none): the evidence existed, unchanged, no later than
 	// Timestamp.Time.
-	Timestamp *evidence.Token `json:"timestamp,omitempty"`
+	Timestamp  *evidence.Token      `json:"timestamp,omitempty"`
 	Opening    *evidence.Opening    `json:"-"`
 	Submission *evidence.Submission `json:"-"`
 	Manifest   *evidence.Manifest   `json:"-"`

@@ -215,21 +215,17 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && e.Equal(b)
 }
 
-// WriteFiles writes the certificate chain (PEM, signing certificate first)
-// and the key (PKCS#8 PEM, mode 0600).
-func WriteFiles(certPath, keyPath string, certs []*x509.Certificate, key crypto.Signer) error {
-	var chain []byte
+// EncodePEM returns the certificate chain (PEM, signing certificate first)
+// and the key (PKCS#8 PEM), the forms ReadFiles reads.
+func EncodePEM(certs []*x509.Certificate, key crypto.Signer) (chain, keyPEM []byte, err error) {
 	for _, c := range certs {
 		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
 	k, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(certPath, chain, 0o644)
+	return chain, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k}), nil
 }
 
 // MaxFileSize bounds a certificate or key file.

@@ -76,6 +76,7 @@ func NewServer(cfg Config) *Server {
 	m.HandleFunc("GET /v1/manifest", s.handleManifest)
 	m.HandleFunc("GET /v1/manifests", s.handleManifests)
 	m.HandleFunc("GET /checkpoint", s.serving(s.handleCheckpoint))
+	m.HandleFunc("GET /v1/timestamps", s.serving(s.handleTimestamps))
 	m.HandleFunc("GET /tile/", s.serving(s.handleTile))
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -488,6 +489,22 @@ func (s *Server) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(signed)
+}
+
+// handleTimestamps returns the latest final checkpoint with every token
+// over it: the first, then the freshness re-stamps of an idle network.
+func (s *Server) handleTimestamps(w http.ResponseWriter, r *http.Request) {
+	size, signed, err := s.l.Store().LatestCheckpoint()
+	if err != nil {
+		writeError(w, r, &httpError{http.StatusNotFound, "not_found", "the log is empty: no checkpoint yet"})
+		return
+	}
+	toks, err := s.l.Tokens(size)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, TimestampsResponse{TreeSize: size, Checkpoint: string(signed), Tokens: toks})
 }
 
 // handleTile serves C2SP tlog-tiles hash tiles and entry bundles for the

@@ -119,3 +119,11 @@ type ErrorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// TimestampsResponse is the latest final checkpoint and every RFC 3161
+// token (DER) over SHA-256 of its body, in commit order.
+type TimestampsResponse struct {
+	TreeSize   uint64   `json:"tree_size"`
+	Checkpoint string   `json:"checkpoint"` // signed note
+	Tokens     [][]byte `json:"tokens"`
+}

@@ -306,6 +306,11 @@ func Open(cfg Config) (*Ledger, error) {
 	go l.signTrees(ctx)
 	go l.finalizeTrees(ctx)
 	if l.stamper != nil {
+		// A restart does not re-stamp a checkpoint that already has a
+		// token until the freshness interval is up.
+		if tok, err := l.FirstToken(l.final.size); err == nil && tok != nil {
+			l.stampedSize, l.stampedAt = l.final.size, l.now()
+		}
 		l.wg.Add(1)
 		go l.stampCheckpoints(ctx)
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"time"
 
 	"github.com/digitorus/pkcs7"
@@ -127,6 +128,8 @@ func VerifyToken(token, body []byte, m *Manifest) (*Token, error) {
 	if err := checkTokenShape(token); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrToken, err)
 	}
+	pkcs7Mu.Lock()
+	defer pkcs7Mu.Unlock()
 	p7, err := pkcs7.Parse(token)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrToken, err)
@@ -180,6 +183,11 @@ func VerifyToken(token, body []byte, m *Manifest) (*Token, error) {
 	}
 	return out, nil
 }
+
+// pkcs7Mu serialises parsing: github.com/digitorus/pkcs7 writes a
+// package-level variable (encodeIndent, ber.go) on every parse, so
+// concurrent parses race.
+var pkcs7Mu sync.Mutex
 
 // tokenShape is the SignedData of an RFC 3161 token (RFC 5652 §5) as this
 // network's time services write it, parsed field by field.

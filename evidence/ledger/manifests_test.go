@@ -64,8 +64,11 @@ func TestManifestUpdate(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		idx, _, err := l.Submit(ctx, enc)
-		if !errors.Is(err, ledger.ErrNotFinal) {
+		if err != nil {
 			t.Fatalf("submit %s: %v", data, err)
+		}
+		if _, err := l.Record(idx); !errors.Is(err, ledger.ErrNotFinal) {
+			t.Fatalf("submit %s: want not final yet, got %v", data, err)
 		}
 		return d[:], idx
 	}
@@ -79,8 +82,11 @@ func TestManifestUpdate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	updIdx, _, err := l.SubmitGovernance(ctx, update)
 	cancel()
-	if !errors.Is(err, ledger.ErrNotFinal) {
+	if err != nil {
 		t.Fatalf("manifest update: %v", err)
+	}
+	if _, err := l.Record(updIdx); !errors.Is(err, ledger.ErrNotFinal) {
+		t.Fatalf("manifest update: want not final yet, got %v", err)
 	}
 	if got := l.Manifest(); got.Sequence != 2 || len(got.Members) != 2 {
 		t.Fatalf("manifest in force: sequence %d, %d members", got.Sequence, len(got.Members))

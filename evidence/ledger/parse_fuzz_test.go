@@ -42,15 +42,23 @@ func FuzzParseSyncItem(f *testing.F) {
 	b := cryptobyte.NewBuilder(nil)
 	b.AddUint32LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes([]byte("block")) })
 	b.AddUint24LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes([]byte("final")) })
+	b.AddUint24LengthPrefixed(func(c *cryptobyte.Builder) {
+		c.AddUint16LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes([]byte("token")) })
+	})
 	f.Add(b.BytesOrPanic())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		block, final, err := parseSyncItem(data)
+		block, final, tokens, err := parseSyncItem(data)
 		if err != nil {
 			return
 		}
 		b := cryptobyte.NewBuilder(nil)
 		b.AddUint32LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(block) })
 		b.AddUint24LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(final) })
+		b.AddUint24LengthPrefixed(func(c *cryptobyte.Builder) {
+			for _, tok := range tokens {
+				c.AddUint16LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(tok) })
+			}
+		})
 		if !bytes.Equal(b.BytesOrPanic(), data) {
 			t.Fatal("an accepted sync item does not re-encode to its bytes")
 		}

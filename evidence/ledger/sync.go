@@ -262,8 +262,10 @@ func (l *Ledger) syncTo(ctx context.Context, height uint64) error {
 
 var errSyncDone = errors.New("sync target reached")
 
-// SyncItem returns what block sync serves for height: the block and the
-// final checkpoint of its tree size, if there is one.
+// SyncItem returns what block sync serves for height: the block, the final
+// checkpoint of its tree size if there is one, and that checkpoint's
+// timestamp tokens in commit order (so a replica that catches up hands out
+// the same receipts as the others).
 func (l *Ledger) SyncItem(height uint64) ([]byte, error) {
 	b, err := l.st.Block(height)
 	if err != nil {
@@ -274,31 +276,58 @@ func (l *Ledger) SyncItem(height uint64) ([]byte, error) {
 		return nil, err
 	}
 	var final []byte
+	var tokens [][]byte
 	if size, signed, err := l.st.CheckpointCovering(b.Header.TreeSize - 1); err == nil && size == b.Header.TreeSize {
 		final = signed
+		if tokens, err = l.Tokens(size); err != nil {
+			return nil, err
+		}
+		if len(tokens) > maxSyncTokens {
+			tokens = tokens[:maxSyncTokens]
+		}
 	}
 	out := cryptobyte.NewBuilder(nil)
 	out.AddUint32LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(enc) })
 	out.AddUint24LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(final) })
+	out.AddUint24LengthPrefixed(func(c *cryptobyte.Builder) {
+		for _, t := range tokens {
+			c.AddUint16LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(t) })
+		}
+	})
 	return out.Bytes()
 }
 
-// parseSyncItem strictly splits a block-sync item into the block and the
-// final checkpoint that came with it (empty when none).
-func parseSyncItem(item []byte) (block, final []byte, err error) {
+// maxSyncTokens bounds the tokens one sync item carries: the first token
+// is what receipts use; freshness re-stamps of an idle checkpoint beyond
+// these are not copied.
+const maxSyncTokens = 64
+
+// parseSyncItem strictly splits a block-sync item into the block, the
+// final checkpoint that came with it (empty when none) and its tokens.
+func parseSyncItem(item []byte) (block, final []byte, tokens [][]byte, err error) {
 	s := cryptobyte.String(item)
 	var n uint32
-	var f cryptobyte.String
-	if !s.ReadUint32(&n) || !s.ReadBytes(&block, int(n)) || !s.ReadUint24LengthPrefixed(&f) || !s.Empty() {
-		return nil, nil, fmt.Errorf("%w: malformed sync item", ErrInvalid)
+	var f, toks cryptobyte.String
+	if !s.ReadUint32(&n) || !s.ReadBytes(&block, int(n)) || !s.ReadUint24LengthPrefixed(&f) || !s.ReadUint24LengthPrefixed(&toks) || !s.Empty() {
+		return nil, nil, nil, fmt.Errorf("%w: malformed sync item", ErrInvalid)
 	}
-	return block, f, nil
+	for !toks.Empty() {
+		var t cryptobyte.String
+		if !toks.ReadUint16LengthPrefixed(&t) || len(t) == 0 || len(tokens) == maxSyncTokens {
+			return nil, nil, nil, fmt.Errorf("%w: malformed sync item tokens", ErrInvalid)
+		}
+		tokens = append(tokens, t)
+	}
+	if len(f) == 0 && len(tokens) > 0 {
+		return nil, nil, nil, fmt.Errorf("%w: sync item has tokens but no final checkpoint", ErrInvalid)
+	}
+	return block, f, tokens, nil
 }
 
 // applySyncItem checks and applies one synced block and its final
 // checkpoint.
 func (l *Ledger) applySyncItem(height uint64, item []byte) error {
-	enc, final, err := parseSyncItem(item)
+	enc, final, tokens, err := parseSyncItem(item)
 	if err != nil {
 		return fmt.Errorf("sync item %d: %w", height, err)
 	}
@@ -339,6 +368,20 @@ func (l *Ledger) applySyncItem(height uint64, item []byte) error {
 		}
 		if err := l.applyFinal(0, final); err != nil {
 			return err
+		}
+		// Tokens are checked like committed timestamp entries; they sort
+		// by their position here, ahead of any this replica later applies
+		// from the log for the same checkpoint.
+		if have, err := l.FirstToken(b.Header.TreeSize); err != nil || have != nil {
+			return err // this replica has its own from the log
+		}
+		for i, tok := range tokens {
+			if _, err := l.checkTimestamp(b.Header.TreeSize, tok); err != nil {
+				return fmt.Errorf("timestamp token %d synced with block %d: %w", i, height, err)
+			}
+			if err := l.st.PutCheckpoint(b.Header.TreeSize, final, store.KV{Key: store.TimestampKey(b.Header.TreeSize, uint64(i)), Value: tok}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

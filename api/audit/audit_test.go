@@ -162,6 +162,12 @@ func TestRun(t *testing.T) {
 		return append(s[:i:i], base64.StdEncoding.EncodeToString(sig)+"\n"...)
 	}
 	otherNet := newTestNet(t)
+	// This network's manifest chain, but a checkpoint of another log signed
+	// by the same institutions' keys.
+	otherOrigin, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: "evidence.other.example/v1", Size: 10, Root: honest.root(10)}, nw.signers...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		nodes []*fakeNode
@@ -177,6 +183,7 @@ func TestRun(t *testing.T) {
 		{"forged signature", []*fakeNode{node(0, honest, 8), {url: "http://node1", nw: nw, tr: honest, size: 10, signed: forgedSig()}, node(2, honest, 6)}, "bad_checkpoint", "http://node1"},
 		{"below threshold", []*fakeNode{node(0, honest, 8), {url: "http://node1", nw: nw, tr: honest, size: 10, signed: nw.sign(honest.root(10), 10, nw.signers[0])}, node(2, honest, 6)}, "bad_checkpoint", "http://node1"},
 		{"another network", []*fakeNode{node(0, honest, 8), {url: "http://node1", nw: otherNet, tr: honest, size: 8}, node(2, honest, 6)}, "bad_manifest", "http://node1"},
+		{"checkpoint of another origin", []*fakeNode{node(0, honest, 8), {url: "http://node1", nw: nw, tr: honest, size: 10, signed: otherOrigin}, node(2, honest, 6)}, "bad_checkpoint", "http://node1"},
 		{"unreachable", []*fakeNode{node(0, honest, 8), node(1, honest, 8), {url: "http://node2", down: true}}, "unreachable", "http://node2"},
 	}
 	for _, tc := range tests {
@@ -199,10 +206,13 @@ func TestRun(t *testing.T) {
 				}
 			}
 			if !rep.OK {
-				// The state of an accused node does not advance, so the
-				// next round finds the problem again.
-				if tc.named != "" && next.Nodes[tc.named].Size != st.Nodes[tc.named].Size {
-					t.Errorf("state of %s advanced to %d after a finding", tc.named, next.Nodes[tc.named].Size)
+				// Nothing of an accused node is stored, and the largest tree
+				// does not advance, so the next round finds the problem again.
+				if tc.named != "" && next.Nodes[tc.named] != st.Nodes[tc.named] {
+					t.Errorf("state of %s changed after a finding: %+v → %+v", tc.named, st.Nodes[tc.named], next.Nodes[tc.named])
+				}
+				if *next.Largest != *st.Largest {
+					t.Errorf("largest tree changed after a finding: %+v → %+v", st.Largest, next.Largest)
 				}
 				return
 			}
@@ -227,9 +237,12 @@ func TestBogusProofRefused(t *testing.T) {
 	n.size = 16
 	for bit := range 8 * 32 {
 		n.flip = bit
-		rep, _ := Run(context.Background(), nw.fp, []Node{n}, st, time.Now())
+		rep, next := Run(context.Background(), nw.fp, []Node{n}, st, time.Now())
 		if rep.OK || kinds(rep) != "inconsistent" {
 			t.Fatalf("proof with bit %d flipped: findings %q", bit, kinds(rep))
+		}
+		if next.Nodes["http://n"] != st.Nodes["http://n"] || *next.Largest != *st.Largest {
+			t.Fatalf("proof with bit %d flipped: the unproved tree was stored", bit)
 		}
 	}
 }

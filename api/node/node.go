@@ -291,6 +291,12 @@ type RunOptions struct {
 type Running struct {
 	Ledger  *ledger.Ledger
 	Orderer consensus.Orderer // nil in a network of one
+	// Cosign sends a signed checkpoint to the named member over this
+	// node's libp2p host, by the RPC that carries checkpoint signatures to
+	// the leader, and returns the member's answer (nil in a network of
+	// one). Tests use it to play a compromised institution: it does
+	// nothing a member cannot do with its own peer key.
+	Cosign func(ctx context.Context, member string, signed []byte) error
 }
 
 func resolve(dir, p string) string {
@@ -452,6 +458,7 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 			if n := rep.node.Load(); n != nil {
 				run.Orderer = n
 			}
+			run.Cosign = rep.cosignTo
 		}
 		opts.Started(run)
 	}

@@ -526,6 +526,23 @@ func (r *replication) sendCosignature(ctx context.Context, signed []byte) error 
 	return err
 }
 
+// cosignTo sends signed to the named member's cosign RPC (Running.Cosign).
+func (r *replication) cosignTo(ctx context.Context, name string, signed []byte) error {
+	r.mu.Lock()
+	var pid peer.ID
+	for _, mem := range r.manifest.Members {
+		if mem.Name == name {
+			pid = r.peers[mem.RaftID]
+		}
+	}
+	r.mu.Unlock()
+	if pid == "" {
+		return fmt.Errorf("cosign: %q is not another member of the network", name)
+	}
+	_, err := p2p.Call(ctx, r.host, pid, rpcCosign, signed)
+	return err
+}
+
 // fetchBlocks pulls blocks from the leader first, then any other member.
 func (r *replication) fetchBlocks(ctx context.Context, from uint64, fn func(uint64, []byte) error) error {
 	var order []peer.ID

@@ -773,7 +773,8 @@ func (n *Node) changeConf(ctx context.Context, change *raftpb.ConfChangeSingle) 
 // checked first (envelope, then the FSM's Check unless this replica
 // proposed the very bytes itself); if one fails, the whole message is
 // dropped unacknowledged, counted, and ErrRejected returned: the leader
-// cannot count this replica towards committing it.
+// cannot count this replica towards committing it. Entries of a forwarded
+// proposal are checked the same way before they enter this leader's log.
 func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
 	switch m.GetType() {
 	case raftpb.MsgProp:
@@ -783,6 +784,14 @@ func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
 		// proposer's caller retries.
 		if n.leader.Load() == 0 {
 			return ErrNoLeader
+		}
+		// The leader checks a forwarded proposal as a follower would an
+		// append: an entry the other replicas refuse would otherwise sit
+		// in its log, unacknowledged, and stall every entry after it.
+		if err := n.checkEntries(m.GetEntries()); err != nil {
+			n.rejected.Add(1)
+			n.logRejection(m, err)
+			return fmt.Errorf("%w: %w", ErrRejected, err)
 		}
 	case raftpb.MsgApp:
 		if err := n.checkEntries(m.GetEntries()); err != nil {

@@ -348,6 +348,29 @@ func TestCheckerRejectionBlocksCommit(t *testing.T) {
 	c.waitConverged([]string{"good-1", "bad-but-outvoted", "bad-2", "good-2"}, ids(3)...)
 }
 
+// TestForwardedProposalChecked: the leader checks a proposal a follower
+// forwards, so one member cannot make it hold an entry the others refuse,
+// which would stall every entry after it.
+func TestForwardedProposalChecked(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, ids(4), nil, nil)
+	lead := c.waitLeader(ids(4)...)
+	from := lead%4 + 1
+	bad := "bad"
+	for _, id := range ids(4) {
+		c.fsm(id).rejectPrefix.Store(&bad)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	err := c.node(from).Propose(ctx, []byte("bad-forwarded"))
+	cancel()
+	if err == nil {
+		t.Fatal("a forwarded proposal every replica refuses was committed")
+	}
+	waitFor(t, 5*time.Second, "the leader to count the rejection", func() bool { return c.node(lead).Status().ChecksRejected > 0 })
+	c.propose(lead, "good")
+	c.waitConverged([]string{"good"}, ids(4)...)
+}
+
 func TestMembershipChange(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, ids(3), nil, func(cfg *Config) {

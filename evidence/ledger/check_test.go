@@ -65,6 +65,10 @@ func TestCheckRefusesForgedProposals(t *testing.T) {
 		{"leaf not its submission", "submission", block([][]byte{fresh}, func(b *chain.Block) { b.Sidecars[0] = sub("other") })},
 		{"another network", "origin", block([][]byte{fresh}, func(b *chain.Block) { b.Header.Origin = "other.example/log" })},
 		{"wrong prev", "extend", block([][]byte{fresh}, func(b *chain.Block) { b.Header.Prev[0] ^= 1 })},
+		{"first index rewound", "extend", block([][]byte{fresh}, func(b *chain.Block) { b.Header.FirstIndex--; b.Header.TreeSize-- })},
+		{"committed height rewritten", "differs from the committed block", block([][]byte{fresh}, func(b *chain.Block) {
+			b.Header.Height, b.Header.Prev, b.Header.FirstIndex, b.Header.TreeSize = head.Height, head.Prev, head.FirstIndex, head.FirstIndex+1
+		})},
 		{"garbage", "", []byte{1, 0, 1}},
 		{"unknown kind", "kind", []byte{9, 1, 2}},
 	} {
@@ -75,13 +79,59 @@ func TestCheckRefusesForgedProposals(t *testing.T) {
 			}
 		})
 	}
-	// A finalize entry for a tree this replica holds with another root.
+	// Raft resends entries a replica already holds: the committed head
+	// block itself passes.
+	committed, err := st.Block(head.Height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := committed.Marshal()
+	if err := l.Check(append([]byte{1}, enc...)); err != nil {
+		t.Fatalf("the committed block, resent, is refused: %v", err)
+	}
+
+	// Finalize entries for a tree this replica holds: each refused with
+	// its reason and an alarm.
 	size := st.TreeSize()
-	bad, _ := checkpoint.Sign(checkpoint.Checkpoint{Origin: m.Origin, Size: int64(size), Root: sha256.Sum256([]byte("x"))}, in.signer)
-	if err := l.Check(append([]byte{2}, bad...)); err == nil {
-		t.Fatal("a finalize entry for another root passed Check")
+	root, _ := st.TreeHash(size)
+	sign := func(c checkpoint.Checkpoint) []byte {
+		s, err := checkpoint.Sign(c, in.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	honest := sign(checkpoint.Checkpoint{Origin: m.Origin, Size: int64(size), Root: root})
+	if err := l.Check(append([]byte{2}, honest...)); err != nil {
+		t.Fatalf("an honest finalize entry is refused: %v", err)
+	}
+	forgedSig := append([]byte(nil), honest...)
+	forgedSig[len(forgedSig)-5] ^= 1
+	for _, tc := range []struct {
+		name, want, alarm string
+		note              []byte
+	}{
+		{"another root", "another tree", "root this replica does not have",
+			sign(checkpoint.Checkpoint{Origin: m.Origin, Size: int64(size), Root: sha256.Sum256([]byte("x"))})},
+		{"forged signature", "finalize entry", "does not meet the policy", forgedSig},
+		{"another network", "finalize entry", "does not meet the policy",
+			sign(checkpoint.Checkpoint{Origin: "other.example/log", Size: int64(size), Root: root})},
+	} {
+		t.Run("final/"+tc.name, func(t *testing.T) {
+			alarms := len(l.Alarms())
+			err := l.Check(append([]byte{2}, tc.note...))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Check = %v, want an error mentioning %q", err, tc.want)
+			}
+			if got := l.Alarms(); len(got) == alarms || !strings.Contains(got[len(got)-1], tc.alarm) {
+				t.Fatalf("alarms %q, want a new one mentioning %q", got, tc.alarm)
+			}
+		})
 	}
 	if st.TreeSize() != size {
 		t.Fatal("Check changed the log")
+	}
+	if got, _, _ := st.LatestCheckpoint(); got != size {
+		t.Fatalf("latest final checkpoint is of size %d, want %d", got, size)
 	}
 }

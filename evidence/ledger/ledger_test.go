@@ -115,11 +115,17 @@ func TestFinalityNeedsQuorumOfInstitutions(t *testing.T) {
 		s, _ := checkpoint.Sign(checkpoint.Checkpoint{Origin: m.Origin, Size: int64(st.TreeSize()), Root: sha256.Sum256([]byte("x"))}, ins[1].signer)
 		return s
 	}()
+	otherOrigin := func() []byte {
+		root, _ := st.TreeHash(st.TreeSize())
+		s, _ := checkpoint.Sign(checkpoint.Checkpoint{Origin: "other.example/log", Size: int64(st.TreeSize()), Root: root}, ins[1].signer)
+		return s
+	}()
 	beyond, _ := checkpoint.Sign(checkpoint.Checkpoint{Origin: m.Origin, Size: 99, Root: sha256.Sum256([]byte("x"))}, ins[1].signer)
 	for name, c := range map[string][]byte{
 		"stranger's key":   cosign(t, stranger, m.Origin, st),
 		"forged signature": forged,
 		"another root":     wrongRoot,
+		"another network":  otherOrigin,
 		"beyond the tree":  beyond,
 		"garbage":          []byte("not a note"),
 	} {

@@ -189,15 +189,18 @@ func (l *Ledger) installVersions(kvs []storeKV) {
 // noteSize reads the tree size of a signed checkpoint note without
 // verifying it, to pick the manifest version that must verify it.
 func noteSize(signed []byte) (uint64, error) {
+	c, err := noteBody(signed)
+	return uint64(c.Size), err
+}
+
+// noteBody parses the checkpoint body of a signed note without verifying
+// any signature.
+func noteBody(signed []byte) (checkpoint.Checkpoint, error) {
 	body, _, ok := bytes.Cut(signed, []byte("\n\n"))
 	if !ok {
-		return 0, checkpoint.ErrMalformed
+		return checkpoint.Checkpoint{}, checkpoint.ErrMalformed
 	}
-	c, err := checkpoint.ParseBody(string(body) + "\n")
-	if err != nil {
-		return 0, err
-	}
-	return uint64(c.Size), nil
+	return checkpoint.ParseBody(string(body) + "\n")
 }
 
 // StoredManifests returns the manifest chain the log in st holds (genesis

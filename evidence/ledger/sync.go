@@ -50,26 +50,31 @@ func (l *Ledger) Check(data []byte) error {
 		return nil
 	}
 	if kind == entryFinal {
-		size, err := noteSize(payload)
+		c, err := noteBody(payload)
 		if err != nil {
 			return fmt.Errorf("%w: finalize entry: %v", ErrInvalid, err)
 		}
+		size := uint64(c.Size)
 		l.applyMu.RLock()
 		defer l.applyMu.RUnlock()
 		// A tree this replica does not hold yet may be signed under a
 		// manifest version it has not applied yet: Apply checks that one.
 		if size <= l.st.TreeSize() {
-			fin, err := checkpoint.Open(payload, l.versionFor(size).policy)
-			if err != nil {
-				return fmt.Errorf("%w: finalize entry: %v", ErrInvalid, err)
-			}
+			// The root first: another tree of a size this replica holds is
+			// a fork attempt, whatever its signatures.
 			root, err := l.st.TreeHash(size)
 			if err != nil {
 				return err
 			}
-			if root != fin.Root {
+			if c.Origin == l.origin && root != c.Root {
 				l.alarm("proposed final checkpoint names a root this replica does not have", "size", size)
 				return fmt.Errorf("%w: finalize entry for another tree of size %d", ErrConflict, size)
+			}
+			// An honest leader assembles only notes that meet the policy
+			// (assembleNewest), under the same version this replica has.
+			if _, err := checkpoint.Open(payload, l.versionFor(size).policy); err != nil {
+				l.alarm("proposed final checkpoint does not meet the policy", "size", size, "err", err)
+				return fmt.Errorf("%w: finalize entry: %v", ErrInvalid, err)
 			}
 		}
 		return nil
@@ -91,6 +96,19 @@ func (l *Ledger) Check(data []byte) error {
 	l.applyMu.RLock()
 	defer l.applyMu.RUnlock()
 	head, ok := l.st.Head()
+	if ok && b.Header.Height <= head.Height {
+		// A height this replica has applied is committed: an honest leader
+		// only ever resends the very block (raft retransmits), never
+		// another one.
+		have, err := l.st.BlockHeader(b.Header.Height)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil && have.Hash() != b.Header.Hash() {
+			l.alarm("proposed block rewrites committed history", "height", b.Header.Height)
+			return fmt.Errorf("%w: block %d differs from the committed block at that height", ErrConflict, b.Header.Height)
+		}
+	}
 	if !ok && b.Header.Height != 1 || ok && b.Header.Height != head.Height+1 {
 		// Not the next block here: check what needs no state.
 		for i, leaf := range b.Leaves {

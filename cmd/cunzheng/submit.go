@@ -46,11 +46,11 @@ type submitResult struct {
 	TokenTime string `json:"token_time,omitempty"`
 	Serial    string `json:"token_serial,omitempty"`
 	Node      string `json:"-"`
-	Existing bool   `json:"existing"`
-	Opening  bool   `json:"opening"` // the receipt carries the metadata opening
-	Network  string `json:"network,omitempty"`
-	Error    string `json:"error,omitempty"`
-	Warning  string `json:"warning,omitempty"`
+	Existing  bool   `json:"existing"`
+	Opening   bool   `json:"opening"` // the receipt carries the metadata opening
+	Network   string `json:"network,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Warning   string `json:"warning,omitempty"`
 }
 
 func (a *app) submitCommand() *cobra.Command {

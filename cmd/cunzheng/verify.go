@@ -115,10 +115,10 @@ func (a *app) verifyReceipt(o verifyOptions, fp evidence.Fingerprint, file strin
 
 // lookupOutput is the --json form of verify --node.
 type lookupOutput struct {
-	Digest    string           `json:"digest"`
-	Network   string           `json:"network"`
-	Preserved bool             `json:"preserved"`
-	Verified  bool             `json:"verified"`
+	Digest    string       `json:"digest"`
+	Network   string       `json:"network"`
+	Preserved bool         `json:"preserved"`
+	Verified  bool         `json:"verified"`
 	Results   []resultJSON `json:"results"`
 }
 

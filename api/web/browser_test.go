@@ -259,6 +259,8 @@ func TestVerifyPageReceipt(t *testing.T) {
 		{"tampered", f.tampered, f.receipt, "mismatch", []string{"不一致", "digest matches", "文件与存证记录不一致"}},
 		{"wrong-receipt", f.evidence, f.wrongReceipt, "mismatch", []string{"不一致", "receipt preserves"}},
 		{"other-network", f.evidence, f.foreign, "mismatch", []string{"不一致", "存证证明无效", "not the pinned genesis"}},
+		{"committed", f.evidence, committedReceipt(t, f), "committed",
+			[]string{"已提交，尚未最终确认", "cunzheng receipt refresh", f.recordID, "领导节点接收时间", "待最终确认"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -281,6 +283,23 @@ func TestVerifyPageReceipt(t *testing.T) {
 			screenshot(t, ctx, "receipt-"+c.name)
 		})
 	}
+}
+
+// committedReceipt is the fixture's receipt in its committed form: what
+// submit answers before a final checkpoint covers the record.
+func committedReceipt(t *testing.T, f *fixture) string {
+	t.Helper()
+	data, err := os.ReadFile(f.receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := evidence.ParseReceipt(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := f.index
+	rc.Committed, rc.Proof, rc.Timestamps = &idx, nil, nil
+	return writeFile(t, f.dir, "committed.receipt", rc.Marshal())
 }
 
 func TestVerifyPageLanguageSwitch(t *testing.T) {

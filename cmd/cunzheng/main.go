@@ -114,7 +114,8 @@ signed, salted commitment to the metadata are submitted.
 Exit codes:
   0  success; for verify: VERIFIED
   1  NOT VERIFIED, not preserved, or the operation failed
-  2  usage error (bad flags or arguments)`
+  2  usage error (bad flags or arguments)
+  3  receipt refresh: the node has nothing newer yet (try again later)`
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -142,6 +143,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.memberCommand(),
 		a.testnetCommand(),
 		a.auditCommand(),
+		a.receiptCommand(),
 	)
 	return root
 }

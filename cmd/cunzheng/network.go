@@ -114,7 +114,8 @@ func newClient(nodeURL string) (*client.Client, error) {
 }
 
 // writeFileAtomic writes data to path through a temporary file and a rename,
-// so a crash leaves either the old file or the new one, never a torn one.
+// so a crash leaves either the old file or the new one, never a torn one;
+// it returns after the file and its directory are synced.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -137,5 +138,15 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(name, path)
+	if err := os.Rename(name, path); err != nil {
+		return err
+	}
+	// The rename is durable only once the directory is synced; a crash
+	// before that may still show the old file, never a torn one.
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

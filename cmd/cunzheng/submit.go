@@ -39,11 +39,18 @@ type submitResult struct {
 	Digest   string `json:"digest,omitempty"`
 	Size     uint64 `json:"size"`
 	Time     string `json:"time,omitempty"` // leader's received time, RFC 3339 UTC
-	Existing bool   `json:"existing"`
-	Opening  bool   `json:"opening"` // the receipt carries the metadata opening
-	Network  string `json:"network,omitempty"`
-	Error    string `json:"error,omitempty"`
-	Warning  string `json:"warning,omitempty"`
+	// Final is false for a committed receipt (no final checkpoint yet:
+	// `cunzheng receipt refresh` later); TokenTime is 存证时间 from the
+	// receipt's timestamp token, RFC 3339 UTC, when it has one.
+	Final     bool   `json:"final"`
+	TokenTime string `json:"token_time,omitempty"`
+	Serial    string `json:"token_serial,omitempty"`
+	Node      string `json:"-"`
+	Existing  bool   `json:"existing"`
+	Opening   bool   `json:"opening"` // the receipt carries the metadata opening
+	Network   string `json:"network,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Warning   string `json:"warning,omitempty"`
 }
 
 func (a *app) submitCommand() *cobra.Command {
@@ -204,15 +211,19 @@ func (a *app) submitFile(ctx context.Context, cl *client.Client, o submitOptions
 	}
 	receipt := rc.Marshal()
 	vr := verify.Receipt(receipt, d.SHA256, fp)
-	if !vr.OK() {
+	if !vr.OK() && vr.Verdict != verify.Committed {
 		return fail(fmt.Errorf("the node's receipt does not verify, not writing it: %s", vr.Reason))
 	}
-	res.RecordID, res.Index = vr.RecordID, uint64(vr.Index)
+	res.RecordID, res.Index, res.Final, res.Node = vr.RecordID, uint64(vr.Index), vr.OK(), cl.URL()
 	res.Time = vr.LeaderTime.UTC().Format(time.RFC3339Nano)
+	if tok := vr.Timestamp; tok != nil {
+		res.TokenTime, res.Serial = tok.Time.UTC().Format(time.RFC3339Nano), tok.Serial
+	}
 	path := file + receiptSuffix
 	// An existing receipt is replaced only by identical bytes: a receipt
 	// carrying a metadata opening must never be lost to one without it.
-	if old, err := os.ReadFile(path); err == nil && !bytes.Equal(old, receipt) {
+	// A committed receipt, or one without a token, may be upgraded.
+	if old, err := os.ReadFile(path); err == nil && !bytes.Equal(old, receipt) && !receiptUpgrade(old, receipt) {
 		why := "differs from the node's receipt for this record"
 		if !res.Opening {
 			why = "differs: this key preserved this file earlier with other metadata, and the node returned that record"
@@ -246,14 +257,43 @@ func (a *app) printSubmitResult(asJSON bool, r *submitResult) {
 		status = "already preserved"
 	}
 	t, _ := time.Parse(time.RFC3339Nano, r.Time)
-	fmt.Fprintf(a.stdout, "%s %s\n  record ID  %s\n  index      %d\n  sha256     %s\n  time       %s\n  receipt    %s\n",
-		status, r.File, r.RecordID, r.Index, r.Digest, formatTime(t), r.Receipt)
+	fmt.Fprintf(a.stdout, "%s %s\n  record ID  %s\n  index      %d\n  sha256     %s\n", status, r.File, r.RecordID, r.Index, r.Digest)
+	if r.TokenTime != "" {
+		tt, _ := time.Parse(time.RFC3339Nano, r.TokenTime)
+		fmt.Fprintf(a.stdout, "  存证时间   %s (trusted timestamp, token serial %s)\n", formatTime(tt), r.Serial)
+		fmt.Fprintf(a.stdout, "  leader     %s (leader's received time)\n", formatTime(t))
+	} else {
+		fmt.Fprintf(a.stdout, "  time       %s (leader's received time)\n", formatTime(t))
+	}
+	fmt.Fprintf(a.stdout, "  receipt    %s\n", r.Receipt)
+	if !r.Final {
+		fmt.Fprintf(a.stdout, "  status     committed, not yet final (已提交，尚未最终确认): run cunzheng receipt refresh --receipt %s --node %s\n",
+			shellQuote(r.Receipt), r.Node)
+	}
+}
+
+// receiptUpgrade reports whether next is a better receipt for the same
+// record than old: final where old was committed, or the same proof with a
+// timestamp token where old had none; metadata opening unchanged.
+func receiptUpgrade(old, next []byte) bool {
+	o, err1 := evidence.ParseReceipt(old)
+	n, err2 := evidence.ParseReceipt(next)
+	if err1 != nil || err2 != nil || o.Network != n.Network || !bytes.Equal(o.Submission, n.Submission) ||
+		!bytes.Equal(o.Leaf, n.Leaf) || !bytes.Equal(o.Opening, n.Opening) {
+		return false
+	}
+	if o.Committed != nil {
+		return n.Committed == nil
+	}
+	return len(o.Timestamps) == 0 && len(n.Timestamps) > 0 && bytes.Equal(o.Proof, n.Proof)
 }
 
 // formatTime shows t in UTC+08:00, the zone 存证时间 is shown in (DESIGN §5),
 // and in UTC.
 func formatTime(t time.Time) string {
 	const layout = "2006-01-02 15:04:05.000"
-	cst := time.FixedZone("UTC+08:00", 8*60*60)
-	return t.In(cst).Format(layout) + " UTC+08:00 (" + t.UTC().Format(layout) + " UTC)"
+	return t.In(utcPlus8).Format(layout) + " UTC+08:00 (" + t.UTC().Format(layout) + " UTC)"
 }
+
+// utcPlus8 is the zone 存证时间 is shown in.
+var utcPlus8 = time.FixedZone("UTC+08:00", 8*60*60)

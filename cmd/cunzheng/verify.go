@@ -100,7 +100,7 @@ func (a *app) verifyReceipt(o verifyOptions, fp evidence.Fingerprint, file strin
 	}
 	res := verify.Receipt(receipt, d.SHA256, fp)
 	if o.json {
-		if err := writeJSON(a.stdout, res); err != nil {
+		if err := writeJSON(a.stdout, withTimes(res)); err != nil {
 			return err
 		}
 	} else {
@@ -115,11 +115,11 @@ func (a *app) verifyReceipt(o verifyOptions, fp evidence.Fingerprint, file strin
 
 // lookupOutput is the --json form of verify --node.
 type lookupOutput struct {
-	Digest    string           `json:"digest"`
-	Network   string           `json:"network"`
-	Preserved bool             `json:"preserved"`
-	Verified  bool             `json:"verified"`
-	Results   []*verify.Result `json:"results"`
+	Digest    string       `json:"digest"`
+	Network   string       `json:"network"`
+	Preserved bool         `json:"preserved"`
+	Verified  bool         `json:"verified"`
+	Results   []resultJSON `json:"results"`
 }
 
 func (a *app) verifyAtNode(ctx context.Context, o verifyOptions, fp evidence.Fingerprint, file string) error {
@@ -131,7 +131,7 @@ func (a *app) verifyAtNode(ctx context.Context, o verifyOptions, fp evidence.Fin
 	if err != nil {
 		return err
 	}
-	out := lookupOutput{Digest: hex.EncodeToString(d.SHA256), Network: fp.String(), Results: []*verify.Result{}}
+	out := lookupOutput{Digest: hex.EncodeToString(d.SHA256), Network: fp.String(), Results: []resultJSON{}}
 	if !o.json {
 		fmt.Fprintf(a.stdout, "file         %s\nsha256       %x\nnode         %s\n", file, d.SHA256, cl.URL())
 	}
@@ -156,7 +156,7 @@ func (a *app) verifyAtNode(ctx context.Context, o verifyOptions, fp evidence.Fin
 			chain = chain[:n]
 		}
 		res := verify.Lookup(rec.Leaf, []byte(rec.Proof), chain, d.SHA256, fp)
-		out.Results = append(out.Results, res)
+		out.Results = append(out.Results, withTimes(res))
 		out.Verified = out.Verified && res.OK()
 		if !o.json {
 			fmt.Fprintf(a.stdout, "\nrecord %d of %d (index %d)\n", i+1, len(resp.Records), rec.Index)
@@ -206,7 +206,7 @@ func printResult(w io.Writer, r *verify.Result) {
 		fmt.Fprintf(w, "record ID    %s (存证编号)\n", r.RecordID)
 		fmt.Fprintf(w, "index        %d (tree size %d)\n", r.Index, r.TreeSize)
 		fmt.Fprintf(w, "block height %d\n", r.Height)
-		fmt.Fprintf(w, "time         %s — leader's received time (存证时间)\n", formatTime(r.LeaderTime))
+		printTimes(w, r)
 		fmt.Fprintf(w, "signers      %s\n", strings.Join(r.Signers, ", "))
 		fmt.Fprintf(w, "digest       %s\n", r.Digest)
 		if r.Kind != "" {
@@ -222,7 +222,14 @@ func printResult(w io.Writer, r *verify.Result) {
 			}
 		}
 		fmt.Fprintf(w, "network      %s (%s)\n", r.Network, r.Origin)
-		fmt.Fprintln(w, "VERIFIED (核验通过): this file existed unchanged no later than the time above")
+		fmt.Fprintf(w, "VERIFIED (核验通过): this file existed unchanged no later than %s\n", timeSource(r))
+		return
+	}
+	if r.Verdict == verify.Committed {
+		fmt.Fprintf(w, "record ID    %s (存证编号)\n", r.RecordID)
+		fmt.Fprintf(w, "index        %d\n", r.Index)
+		printTimes(w, r)
+		fmt.Fprintln(w, "COMMITTED (已提交，尚未最终确认): committed, not yet final — run cunzheng receipt refresh --receipt R --node URL for the final receipt")
 		return
 	}
 	label := "NOT VERIFIED"
@@ -230,6 +237,56 @@ func printResult(w io.Writer, r *verify.Result) {
 		label = "NOT VERIFIED (不一致)"
 	}
 	fmt.Fprintf(w, "%s: %s\n", label, oneLine(r.Reason))
+}
+
+// printTimes shows 存证时间: the time service's token time when the receipt
+// has a token, with the leader's received time second; else the leader's
+// received time, labelled as such.
+func printTimes(w io.Writer, r *verify.Result) {
+	if tok := r.Timestamp; tok != nil {
+		fmt.Fprintf(w, "存证时间     %s — trusted timestamp (RFC 3161) by %s, token serial %s\n", formatTime(tok.Time), tok.Authority, tok.Serial)
+		fmt.Fprintf(w, "leader time  %s — leader's received time\n", formatTime(r.LeaderTime))
+		return
+	}
+	fmt.Fprintf(w, "time         %s — leader's received time (no trusted timestamp token)\n", formatTime(r.LeaderTime))
+}
+
+func timeSource(r *verify.Result) string {
+	if r.Timestamp != nil {
+		return "存证时间 above (trusted timestamp)"
+	}
+	return "the leader's received time above"
+}
+
+// preservationTime is 存证时间 as --json shows it: in UTC+08:00 and UTC,
+// from the timestamp token when there is one, else the leader's clock.
+type preservationTime struct {
+	Source      string `json:"source"` // "timestamp token" or "leader received time"
+	UTCPlus8    string `json:"utc_plus_8"`
+	UTC         string `json:"utc"`
+	Serial      string `json:"token_serial,omitempty"`
+	TimeService string `json:"time_service,omitempty"`
+}
+
+// resultJSON is a verification result with its 存证时间 spelled out.
+type resultJSON struct {
+	*verify.Result
+	PreservationTime *preservationTime `json:"preservation_time,omitempty"`
+}
+
+func withTimes(r *verify.Result) resultJSON {
+	out := resultJSON{Result: r}
+	const layout = "2006-01-02T15:04:05.000Z07:00"
+	switch {
+	case r.Timestamp != nil:
+		t := r.Timestamp
+		out.PreservationTime = &preservationTime{Source: "timestamp token", UTCPlus8: t.Time.In(utcPlus8).Format(layout),
+			UTC: t.Time.UTC().Format(layout), Serial: t.Serial, TimeService: t.Authority}
+	case !r.LeaderTime.IsZero():
+		out.PreservationTime = &preservationTime{Source: "leader received time", UTCPlus8: r.LeaderTime.In(utcPlus8).Format(layout),
+			UTC: r.LeaderTime.UTC().Format(layout)}
+	}
+	return out
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -342,9 +342,19 @@ func render(receipt []byte, res *verify.Result, qrText string, font []byte, now 
 	}
 	row("存证编号", "Record ID", res.RecordID, true)
 	row("哈希算法与哈希值", "Digest algorithm and value", "SHA-256\n"+digest, true)
-	row("存证时间", "Preservation time", timeLine(res.LeaderTime)+"\n"+
-		bi("领导节点接收时间；未附可信时间戳", "(leader's received time; no trusted timestamp token yet)"), false)
-	row("可信时间戳序列号", "Timestamp token serial", bi("无（尚未附可信时间戳）", "none (no trusted timestamp token yet)"), false)
+	preserved := res.LeaderTime
+	if tok := res.Timestamp; tok != nil {
+		// The token's time is the claim; the leader's clock is secondary.
+		preserved = tok.Time
+		row("存证时间", "Preservation time", timeLine(tok.Time)+"\n"+
+			bi("可信时间戳（RFC 3161），授时机构 ", "(trusted timestamp, RFC 3161, by ")+tok.Authority+bi("", ")"), false)
+		row("可信时间戳序列号", "Timestamp token serial", tok.Serial+"\n"+tok.Subject, true)
+		row("领导节点接收时间", "Leader's received time", timeLine(res.LeaderTime), false)
+	} else {
+		row("存证时间", "Preservation time", timeLine(res.LeaderTime)+"\n"+
+			bi("领导节点接收时间；未附可信时间戳", "(leader's received time; no trusted timestamp token yet)"), false)
+		row("可信时间戳序列号", "Timestamp token serial", bi("无（尚未附可信时间戳）", "none (no trusted timestamp token yet)"), false)
+	}
 	row("日志索引 / 区块高度", "Log index / block height", fmt.Sprintf("%d / %d", res.Index, res.Height), false)
 	row("申请人（已遮蔽）", "Applicant (masked)", MaskedApplicant(sub), true)
 	row("文件名 / 文件大小", "File name / size", fmt.Sprintf("%s / %d %s", fileName, sub.Size, bi("字节", "bytes")), false)
@@ -357,7 +367,7 @@ func render(receipt []byte, res *verify.Result, qrText string, font []byte, now 
 	p.Ln(1)
 	p.Line(margin, p.GetY(), 210-margin, p.GetY())
 	p.Ln(2.5)
-	t := timeLine(res.LeaderTime)
+	t := timeLine(preserved)
 	p.SetTextColor(10, 10, 10)
 	if zh {
 		p.write("本证书证明该文件自 "+t+" 起存在且未被改动；它不证明文件内容的真实性。\n", 10.5, 5.4, false)

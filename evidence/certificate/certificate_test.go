@@ -2,9 +2,11 @@ package certificate_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -21,17 +23,34 @@ import (
 	"github.com/cunzheng/cunzheng/chain/checkpoint"
 	"github.com/cunzheng/cunzheng/evidence"
 	"github.com/cunzheng/cunzheng/evidence/certificate"
+	"github.com/cunzheng/cunzheng/evidence/tsa"
 )
 
 // oneLeafReceipt builds a receipt for file in a one-leaf log of a fresh
 // one-court network, the way a node would.
 func oneLeafReceipt(t *testing.T, file []byte, op evidence.Opening) ([]byte, evidence.Fingerprint, ed25519.PublicKey) {
+	return oneLeafReceiptStamped(t, file, op, nil)
+}
+
+// oneLeafReceiptStamped is oneLeafReceipt with a time-service member whose
+// authority stamps the checkpoint, when ta is not nil.
+func oneLeafReceiptStamped(t *testing.T, file []byte, op evidence.Opening, ta *tsa.Authority) ([]byte, evidence.Fingerprint, ed25519.PublicKey) {
 	t.Helper()
 	skey, vkey, _ := note.GenerateKey(rand.Reader, "court.example")
 	signer, _ := note.NewSigner(skey)
 	adminPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	m := &evidence.Manifest{Origin: "court.example/log", Sequence: 1, Threshold: 1, CreatedAt: 1,
 		Members: []evidence.Member{{Name: "court.example", Role: evidence.RoleCourt, RaftID: 1, NoteKey: vkey, AdminKey: adminPub}}}
+	signers := []note.Signer{signer}
+	if ta != nil {
+		tskey, tvkey, _ := note.GenerateKey(rand.Reader, "tsc.example")
+		tsigner, _ := note.NewSigner(tskey)
+		signers = append(signers, tsigner)
+		tadmin, _, _ := ed25519.GenerateKey(rand.Reader)
+		m.Members = append(m.Members, evidence.Member{Name: "tsc.example", Role: evidence.RoleTimeService, RaftID: 2,
+			NoteKey: tvkey, AdminKey: tadmin, TSACerts: ta.CertChain()})
+		m.Threshold = 2
+	}
 	genesis, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -51,13 +70,21 @@ func oneLeafReceipt(t *testing.T, file []byte, op evidence.Opening) ([]byte, evi
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: m.Origin, Size: 1, Root: tlog.RecordHash(leaf)}, signer)
+	cp := checkpoint.Checkpoint{Origin: m.Origin, Size: 1, Root: tlog.RecordHash(leaf)}
+	signed, err := checkpoint.Sign(cp, signers...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opening, _ := op.Marshal()
 	rc := &evidence.Receipt{Network: fp, Manifests: [][]byte{genesis}, Submission: subBytes, Opening: opening, Leaf: leaf,
 		Proof: (&checkpoint.Proof{Index: 0, Checkpoint: signed}).Format()}
+	if ta != nil {
+		tok, err := ta.Stamp(context.Background(), []byte(cp.Body()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Timestamps = [][]byte{tok}
+	}
 	return rc.Marshal(), fp, pub
 }
 
@@ -109,6 +136,45 @@ func TestRender(t *testing.T) {
 	}
 	if strings.Contains(text, keyHex) || strings.Contains(text, keyHex[:16]) {
 		t.Error("certificate shows the submitter's key unmasked")
+	}
+}
+
+// TestRenderShowsTokenTime: with a timestamp token, 存证时间 is the token's
+// time, with its serial and time service, and the leader's time is second.
+func TestRenderShowsTokenTime(t *testing.T) {
+	if _, err := os.Stat(certificate.DefaultFontPath); err != nil && os.Getenv("CI") == "" {
+		t.Skipf("no CJK font at %s (apt-get install fonts-droid-fallback)", certificate.DefaultFontPath)
+	}
+	// The signature's signing time is the real clock's, so stamp now.
+	stamped := time.Now().UTC().Truncate(time.Second)
+	cert, key, err := tsa.SelfSigned("tsc.example", rand.Reader, stamped.Add(-time.Hour), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, err := tsa.New(tsa.Config{Certs: []*x509.Certificate{cert}, Key: key, Now: func() time.Time { return stamped }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipt, fp, _ := oneLeafReceiptStamped(t, []byte("evidence"), evidence.Opening{}, ta)
+	c, err := certificate.Render(receipt, certificate.Options{Pinned: fp, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := c.Result.Timestamp
+	if tok == nil || !tok.Time.Equal(stamped) {
+		t.Fatalf("result timestamp %+v, want %v", tok, stamped)
+	}
+	text := pdftotext(t, c.PDF)
+	const layout = "2006-01-02 15:04:05.000"
+	cst := stamped.In(time.FixedZone("", 8*3600)).Format(layout)
+	for _, want := range []string{cst + " (UTC+08:00)", stamped.Format(layout) + " UTC", tok.Serial, "tsc.example",
+		"可信时间戳", "Leader's received time", "2026-01-01 08:00:00.000 (UTC+08:00)", "unchanged since " + cst} {
+		if !strings.Contains(text, want) {
+			t.Errorf("certificate lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "no trusted timestamp token yet") {
+		t.Errorf("certificate says there is no token:\n%s", text)
 	}
 }
 

@@ -33,10 +33,13 @@
       'recordok.p': '二维码所指的存证记录已核验。请选择证据文件以核对文件本身。',
       'expect.differs': '所选文件的哈希值与二维码中的不同。',
       recordid: '存证编号', time: '存证时间', timenote: '领导节点接收时间；未附可信时间戳',
+      tokennote: '可信时间戳（RFC 3161），授时机构', leadertime: '领导节点接收时间',
+      committed: '已提交，尚未最终确认',
+      'committed.p': '该记录已提交并持久保存，但尚无最终检查点覆盖它（也无可信时间戳），本回执暂不能单独作为证明。请运行 cunzheng receipt refresh 获取最终回执。',
       token: '可信时间戳序列号', tokennone: '无（尚未附可信时间戳）', index: '日志索引', height: '区块高度',
       signers: '签名机构', digest: '哈希值 (SHA-256)', network: '网络指纹', kind: '证据类型与大小',
       filename: '文件名', caseref: '案号', titlef: '标题', url: '网址', records: '记录数',
-      checks: '核验项', pass: '通过', fail: '未通过', skipped: '未检查',
+      checks: '核验项', pass: '通过', fail: '未通过', skipped: '未检查', pending: '待最终确认',
       hashing: '正在计算哈希值…', looking: '正在查询节点…', verifying: '正在核验证明…',
       loading: '正在加载核验程序…', needreceipt: '请同时选择存证回执。', needfile: '请选择证据文件。',
       neterr: '无法连接节点：', err: '出错：', bytes: '字节', elapsed: '用时',
@@ -63,10 +66,13 @@
       'recordok.p': 'The record named by the QR code is verified. Choose the evidence file to check the file itself.',
       'expect.differs': 'The chosen file\u2019s digest differs from the one in the QR code.',
       recordid: 'Record ID', time: 'Preservation time', timenote: 'leader\u2019s received time; no trusted timestamp token yet',
+      tokennote: 'trusted timestamp (RFC 3161) by', leadertime: 'Leader\u2019s received time',
+      committed: 'Committed, not yet final',
+      'committed.p': 'The record is committed and durable, but no final checkpoint covers it yet (nor a trusted timestamp), so this receipt proves nothing on its own. Run cunzheng receipt refresh for the final receipt.',
       token: 'Timestamp token serial', tokennone: 'none (no trusted timestamp yet)', index: 'Log index', height: 'Block height',
       signers: 'Signing institutions', digest: 'Digest (SHA-256)', network: 'Network fingerprint', kind: 'Kind and size',
       filename: 'File name', caseref: 'Case reference', titlef: 'Title', url: 'URL', records: 'Records',
-      checks: 'Checks', pass: 'pass', fail: 'FAIL', skipped: 'not checked',
+      checks: 'Checks', pass: 'pass', fail: 'FAIL', skipped: 'not checked', pending: 'pending',
       hashing: 'Hashing the file\u2026', looking: 'Asking the node\u2026', verifying: 'Verifying the proof\u2026',
       loading: 'Loading the verifier\u2026', needreceipt: 'Choose the receipt file too.', needfile: 'Choose the evidence file.',
       neterr: 'Cannot reach the node: ', err: 'Error: ', bytes: 'bytes', elapsed: 'time taken'
@@ -254,16 +260,28 @@
     });
     return dl;
   }
+  // 存证时间 is the timestamp token's time when there is one; the leader's
+  // received time is then secondary.
+  function times(res) {
+    var tok = res.timestamp;
+    if (!tok) {
+      return [[t('time'), showTime(res.leader_time) + ' — ' + t('timenote')], [t('token'), t('tokennone')]];
+    }
+    return [
+      [t('time'), showTime(tok.time) + ' — ' + t('tokennote') + ' ' + tok.authority],
+      [t('token'), tok.serial + ' · ' + tok.authority, 'mono'],
+      [t('leadertime'), showTime(res.leader_time)]
+    ];
+  }
   function record(res, out) {
     var list = [
       [t('recordid'), res.record_id, 'mono'],
-      [t('time'), showTime(res.leader_time) + ' — ' + t('timenote')],
-      [t('token'), t('tokennone')],
+    ].concat(times(res), [
       [t('index'), String(res.index)],
       [t('height'), String(res.block_height)],
       [t('signers'), (res.signers || []).join(lang === 'zh' ? '、' : ', ')],
       [t('digest'), (res.digest || '').replace(/^sha256:/, ''), 'mono']
-    ];
+    ]);
     if (res.kind) { list.push([t('kind'), res.kind + ', ' + res.size + ' ' + t('bytes')]); }
     var d = res.disclosed;
     if (d) {
@@ -283,7 +301,9 @@
     (res.checks || []).forEach(function (c) {
       var li = el('li');
       var skipped = !c.ok && /^not checked/.test(c.detail || '');
-      var mark = c.ok ? ['ok', '✓ ' + t('pass')] : skipped ? ['skip-c', '– ' + t('skipped')] : ['fail', '✗ ' + t('fail')];
+      var pending = !c.ok && /^committed at index/.test(c.detail || '');
+      var mark = c.ok ? ['ok', '✓ ' + t('pass')] : skipped ? ['skip-c', '– ' + t('skipped')] :
+        pending ? ['skip-c', '… ' + t('pending')] : ['fail', '✗ ' + t('fail')];
       li.appendChild(el('span', mark[0], mark[1]));
       li.appendChild(document.createTextNode(' ' + c.name + (lang === 'zh' ? '（' + t('check.' + c.name) + '）' : '')));
       if (c.detail) { li.appendChild(el('span', 'detail', c.detail)); }
@@ -316,6 +336,13 @@
       box.appendChild(verdictBox('v-verified', '✓', word, out.kind === 'record' ? t('recordok.p') : t('verified.p')));
       ok.forEach(function (r) { box.appendChild(record(r, out)); box.appendChild(checks(r)); });
       box.dataset.verdict = out.kind === 'record' ? 'record' : 'verified';
+      return;
+    }
+    var pending = results.filter(function (r) { return r.verdict === 'committed'; });
+    if (pending.length && !expectBad) {
+      box.appendChild(verdictBox('v-committed', '…', t('committed') + ' · ' + (lang === 'zh' ? 'Committed, not yet final' : '已提交，尚未最终确认'), t('committed.p')));
+      pending.forEach(function (r) { box.appendChild(record(r, out)); box.appendChild(checks(r)); });
+      box.dataset.verdict = 'committed';
       return;
     }
     var r = results[0] || { checks: [] };

@@ -118,15 +118,27 @@ func TestCheckRefusesForgedProposals(t *testing.T) {
 			sign(checkpoint.Checkpoint{Origin: "other.example/log", Size: int64(size), Root: root})},
 	} {
 		t.Run("final/"+tc.name, func(t *testing.T) {
-			alarms := len(l.Alarms())
+			alarms := strings.Join(l.Alarms(), "\n")
 			err := l.Check(append([]byte{2}, tc.note...))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Check = %v, want an error mentioning %q", err, tc.want)
 			}
-			if got := l.Alarms(); len(got) == alarms || !strings.Contains(got[len(got)-1], tc.alarm) {
+			if got := l.Alarms(); strings.Join(got, "\n") == alarms || !strings.Contains(got[len(got)-1], tc.alarm) {
 				t.Fatalf("alarms %q, want a new one mentioning %q", got, tc.alarm)
 			}
 		})
+	}
+
+	// A leader that keeps re-proposing one refused entry raises the same
+	// alarm again and again: it counts up instead of pushing the other
+	// alarms out of the bounded list.
+	other := sign(checkpoint.Checkpoint{Origin: m.Origin, Size: int64(size), Root: sha256.Sum256([]byte("y"))})
+	for range 500 {
+		l.Check(append([]byte{2}, other...))
+	}
+	got := strings.Join(l.Alarms(), "\n")
+	if !strings.Contains(got, "proposed block root does not match its leaves") || !strings.Contains(got, "times)") {
+		t.Fatalf("after 500 repeats of one alarm, the list is %q", got)
 	}
 	if st.TreeSize() != size {
 		t.Fatal("Check changed the log")

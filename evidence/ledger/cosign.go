@@ -286,20 +286,47 @@ func (l *Ledger) WaitFinal(ctx context.Context, index uint64) error {
 	}
 }
 
-// alarm records and logs something an honest network never does.
+// alarm records and logs something an honest network never does. A
+// faulty leader retries the same refused entry over and over, so an alarm
+// equal to one already listed counts up there instead of pushing older,
+// different alarms out of the list.
 func (l *Ledger) alarm(msg string, args ...any) {
 	l.log.Error("ALARM: "+msg, args...)
 	l.cacheMu.Lock()
-	l.alarms = append(l.alarms, msg)
-	if len(l.alarms) > 100 {
+	defer l.cacheMu.Unlock()
+	for i := range l.alarms {
+		if l.alarms[i].msg == msg {
+			l.alarms[i].count++
+			a := l.alarms[i]
+			l.alarms = append(append(l.alarms[:i:i], l.alarms[i+1:]...), a) // most recent last
+			return
+		}
+	}
+	l.alarms = append(l.alarms, alarmEntry{msg: msg, count: 1})
+	if len(l.alarms) > maxAlarms {
 		l.alarms = l.alarms[1:]
 	}
-	l.cacheMu.Unlock()
 }
 
-// Alarms returns the most recent alarms (for status and audit).
+// maxAlarms bounds the distinct alarms kept.
+const maxAlarms = 100
+
+type alarmEntry struct {
+	msg   string
+	count int
+}
+
+// Alarms returns the most recent distinct alarms, oldest first, each with
+// how often it was raised (for status and audit).
 func (l *Ledger) Alarms() []string {
 	l.cacheMu.RLock()
 	defer l.cacheMu.RUnlock()
-	return slices.Clone(l.alarms)
+	out := make([]string, len(l.alarms))
+	for i, a := range l.alarms {
+		out[i] = a.msg
+		if a.count > 1 {
+			out[i] = fmt.Sprintf("%s (%d times)", a.msg, a.count)
+		}
+	}
+	return out
 }

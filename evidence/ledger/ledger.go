@@ -144,7 +144,7 @@ type Ledger struct {
 	submitters  map[string]byte // submitter key → registry state (absent = look in store)
 	final       finalCache
 	finalNotify chan struct{} // closed and replaced when a final checkpoint is applied
-	alarms      []string
+	alarms      []alarmEntry
 
 	// Finality: signatures gathered per tree size (sigMu), the newest size
 	// with a quorum handed to the finalizer.

@@ -90,7 +90,13 @@ type Config struct {
 	Chain [][]byte
 	// OnManifest is called (on the applying goroutine; it must not block)
 	// each time a manifest update takes force.
-	OnManifest      func(*evidence.Manifest)
+	OnManifest func(*evidence.Manifest)
+	// AskWitness asks an external witness to cosign a checkpoint (see
+	// witness.go); nil = witnesses are never asked, so a manifest that
+	// requires one never has a final checkpoint.
+	AskWitness AskWitnessFunc
+	// WitnessTimeout bounds each witness's answer (0 = DefaultWitnessTimeout).
+	WitnessTimeout  time.Duration
 	BatchMaxRecords int
 	BatchInterval   time.Duration
 	MaxPending      int
@@ -145,6 +151,7 @@ type Ledger struct {
 	forward     func(ctx context.Context, kind string, payload []byte) (uint64, bool, error)
 	syncingFlag atomic.Bool
 	fetch       BlockFetcher
+	wit         witnesses
 	// applyMu orders applying (writer) against checking proposals (readers).
 	applyMu sync.RWMutex
 	wg      sync.WaitGroup
@@ -228,6 +235,10 @@ func Open(cfg Config) (*Ledger, error) {
 		caughtUp:    cfg.CaughtUp,
 		forward:     cfg.Forward,
 		fetch:       cfg.FetchBlocks,
+		wit:         witnesses{ask: cfg.AskWitness, timeout: cfg.WitnessTimeout, sizes: map[string]int64{}},
+	}
+	if l.wit.timeout <= 0 {
+		l.wit.timeout = DefaultWitnessTimeout
 	}
 	l.versions.Store(&versions)
 	if l.now == nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -150,6 +151,14 @@ func (s *Server) addCheckpoint(body []byte) ([]byte, error) {
 	l, ok := s.logs[origin]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", errUnknownLog, origin)
+	}
+	// Signatures in anything but canonical base64 verify nothing here
+	// (note.Open alone would read past non-zero padding bits).
+	_, sigs, _ := splitNote(req.Checkpoint)
+	for _, line := range strings.Split(strings.TrimSuffix(string(sigs), "\n"), "\n") {
+		if err := checkSignatureLine(line); err != nil {
+			return nil, fmt.Errorf("%w: %v", errSignature, err)
+		}
 	}
 	n, err := note.Open(req.Checkpoint, l.Verifiers)
 	if err != nil {

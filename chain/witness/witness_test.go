@@ -216,6 +216,13 @@ func TestAddCheckpointRefuses(t *testing.T) {
 			return req(4, f.log.proof(4, 6), s)
 		}, 404, ""},
 		{"signed by another key of the same name", func(f *fixture) []byte { return req(4, f.log.proof(4, 6), f.log.signed(6, other.signer)) }, 403, ""},
+		{"signature not in canonical base64", func(f *fixture) []byte {
+			s := f.log.signed(6)
+			// The last base64 digit before "=" carries two padding bits.
+			i := bytes.LastIndex(s, []byte("=\n")) - 1
+			s[i] ^= 1
+			return req(4, f.log.proof(4, 6), s)
+		}, 403, ""},
 		{"stale old size", func(f *fixture) []byte { return req(2, f.log.proof(2, 6), f.log.signed(6)) }, 409, "4\n"},
 		{"old 0 when the witness knows the log", func(f *fixture) []byte { return req(0, nil, f.log.signed(6)) }, 409, "4\n"},
 		{"same size, other root", func(f *fixture) []byte {

@@ -79,6 +79,7 @@ func NewServer(cfg Config) *Server {
 	m.HandleFunc("GET /v1/manifest", s.handleManifest)
 	m.HandleFunc("GET /v1/manifests", s.handleManifests)
 	m.HandleFunc("GET /checkpoint", s.serving(s.handleCheckpoint))
+	m.HandleFunc("GET /v1/timestamps", s.serving(s.handleTimestamps))
 	m.HandleFunc("GET /tile/", s.serving(s.handleTile))
 	if cfg.Witness != nil {
 		m.HandleFunc("POST /add-checkpoint", cfg.Witness.ServeHTTP)
@@ -213,23 +214,24 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	resp, err := s.submitResponse(idx, existing)
+	rc, final, err := s.l.ReceiptNow(idx)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	status := http.StatusOK
+	if !final {
+		status = http.StatusAccepted // committed and durable; the final receipt follows
+	}
+	writeJSON(w, status, s.submitResponse(idx, existing, rc))
 }
 
-func (s *Server) submitResponse(idx uint64, existing bool) (*SubmitResponse, error) {
-	rc, err := s.l.Receipt(idx)
-	if err != nil {
-		return nil, err
-	}
-	return &SubmitResponse{
+func (s *Server) submitResponse(idx uint64, existing bool, rc *evidence.Receipt) SubmitResponse {
+	return SubmitResponse{
 		Index: idx, RecordID: evidence.RecordID(s.l.Fingerprint(), int64(idx)),
-		Existing: existing, Receipt: string(rc.Marshal()),
-	}, nil
+		Existing: existing, Final: rc.Committed == nil, Timestamped: len(rc.Timestamps) > 0,
+		Receipt: string(rc.Marshal()),
+	}
 }
 
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
@@ -282,16 +284,23 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		idxs[i] = res.idx
 	}
 	receipts, err := s.l.Receipts(idxs)
+	if errors.Is(err, ledger.ErrNotFinal) {
+		// Some records missed the deadline: each gets the best receipt
+		// there is, final or committed.
+		receipts = make([]*evidence.Receipt, n)
+		for i, idx := range idxs {
+			if receipts[i], _, err = s.l.ReceiptNow(idx); err != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	out := BatchResponse{Results: make([]SubmitResponse, n)}
 	for i, rc := range receipts {
-		out.Results[i] = SubmitResponse{
-			Index: idxs[i], RecordID: evidence.RecordID(s.l.Fingerprint(), int64(idxs[i])),
-			Existing: results[i].existing, Receipt: string(rc.Marshal()),
-		}
+		out.Results[i] = s.submitResponse(idxs[i], results[i].existing, rc)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -486,6 +495,22 @@ func (s *Server) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(signed)
+}
+
+// handleTimestamps returns the latest final checkpoint with every token
+// over it: the first, then the freshness re-stamps of an idle network.
+func (s *Server) handleTimestamps(w http.ResponseWriter, r *http.Request) {
+	size, signed, err := s.l.Store().LatestCheckpoint()
+	if err != nil {
+		writeError(w, r, &httpError{http.StatusNotFound, "not_found", "the log is empty: no checkpoint yet"})
+		return
+	}
+	toks, err := s.l.Tokens(size)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, TimestampsResponse{TreeSize: size, Checkpoint: string(signed), Tokens: toks})
 }
 
 // handleTile serves C2SP tlog-tiles hash tiles and entry bundles for the

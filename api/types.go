@@ -24,7 +24,13 @@ type SubmitResponse struct {
 	Index    uint64 `json:"index"`
 	RecordID string `json:"record_id"`
 	Existing bool   `json:"existing"` // true when this (submitter, digest) was already preserved
-	Receipt  string `json:"receipt"`  // receipt file text
+	// Final is false for a committed receipt: durable and committed, but
+	// no final checkpoint within the deadline; `cunzheng receipt refresh`
+	// fetches the final one later. Timestamped says the receipt carries
+	// the time service's token.
+	Final       bool   `json:"final"`
+	Timestamped bool   `json:"timestamped"`
+	Receipt     string `json:"receipt"` // receipt file text
 }
 
 // BatchRequest preserves up to MaxBatchSize submissions. The batch is checked
@@ -112,4 +118,12 @@ type Error struct {
 type ErrorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+}
+
+// TimestampsResponse is the latest final checkpoint and every RFC 3161
+// token (DER) over SHA-256 of its body, in commit order.
+type TimestampsResponse struct {
+	TreeSize   uint64   `json:"tree_size"`
+	Checkpoint string   `json:"checkpoint"` // signed note
+	Tokens     [][]byte `json:"tokens"`
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/cunzheng/cunzheng/chain/checkpoint"
@@ -28,9 +29,15 @@ const MaxReceiptSize = 1 << 20
 //	submission <base64 canonical Submission>
 //	opening <base64 canonical Opening>       (optional; strip before sharing to withhold metadata)
 //	leaf <base64 canonical leaf>
-//	timestamp <base64 RFC 3161 token>        (zero or more)
+//	committed <log index>                    (a committed receipt only; see below)
+//	timestamp <base64 RFC 3161 token>        (zero or more; over SHA-256 of the proof's checkpoint body)
 //	<blank line>
 //	<C2SP tlog-proof@v1 text, verbatim, to the end of the file>
+//
+// A committed receipt is what a submitter gets when the record is committed
+// and durable but no final checkpoint covered it within the deadline: it
+// names the index and has no proof and no token; `cunzheng receipt refresh`
+// turns it into a final one.
 type Receipt struct {
 	Network    Fingerprint
 	Manifests  [][]byte
@@ -38,7 +45,10 @@ type Receipt struct {
 	Opening    []byte // nil when withheld
 	Leaf       []byte
 	Timestamps [][]byte
-	Proof      []byte // tlog-proof@v1 text
+	Proof      []byte // tlog-proof@v1 text; empty in a committed receipt
+	// Committed is set in a committed receipt: the record's log index,
+	// with no proof yet.
+	Committed *uint64
 }
 
 // RecordID is the human record number (存证编号): the network's short
@@ -61,6 +71,9 @@ func (r *Receipt) Marshal() []byte {
 		b.WriteString("opening " + enc(r.Opening) + "\n")
 	}
 	b.WriteString("leaf " + enc(r.Leaf) + "\n")
+	if r.Committed != nil {
+		b.WriteString("committed " + strconv.FormatUint(*r.Committed, 10) + "\n")
+	}
 	for _, t := range r.Timestamps {
 		b.WriteString("timestamp " + enc(t) + "\n")
 	}
@@ -95,7 +108,7 @@ func ParseReceipt(data []byte) (*Receipt, error) {
 			return nil, false, nil
 		}
 		i++
-		if name == "network" {
+		if name == "network" || name == "committed" {
 			return []byte(v), true, nil
 		}
 		raw, err := checkpoint.DecodeBase64(v)
@@ -143,6 +156,13 @@ func ParseReceipt(data []byte) (*Receipt, error) {
 	if r.Leaf, err = require("leaf"); err != nil {
 		return nil, err
 	}
+	if c, ok, _ := field("committed"); ok {
+		n, err := strconv.ParseUint(string(c), 10, 63)
+		if err != nil || strconv.FormatUint(n, 10) != string(c) {
+			return nil, fmt.Errorf("%w: receipt committed line", ErrMalformed)
+		}
+		r.Committed = &n
+	}
 	for {
 		t, ok, err := field("timestamp")
 		if err != nil {
@@ -155,6 +175,12 @@ func ParseReceipt(data []byte) (*Receipt, error) {
 	}
 	if i != len(lines) {
 		return nil, fmt.Errorf("%w: receipt line %d is unexpected: %.40q", ErrMalformed, i+1, lines[i])
+	}
+	if r.Committed != nil {
+		if len(proof) != 0 || len(r.Timestamps) != 0 {
+			return nil, fmt.Errorf("%w: a committed receipt carries no proof and no timestamp", ErrMalformed)
+		}
+		return r, nil
 	}
 	if _, err := checkpoint.ParseProof(proof); err != nil {
 		return nil, fmt.Errorf("receipt proof: %w", err)

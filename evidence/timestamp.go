@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
@@ -123,14 +124,8 @@ func VerifyToken(token, body []byte, m *Manifest) (*Token, error) {
 	if len(token) == 0 || len(token) > MaxTokenSize {
 		return nil, fmt.Errorf("%w: token is %d bytes (limit %d)", ErrToken, len(token), MaxTokenSize)
 	}
-	// encoding/asn1 is strict DER: this refuses BER forms that pkcs7.Parse
-	// would silently convert, so one token has one encoding.
-	var outer struct {
-		ContentType asn1.ObjectIdentifier
-		Content     asn1.RawValue `asn1:"explicit,tag:0"`
-	}
-	if rest, err := asn1.Unmarshal(token, &outer); err != nil || len(rest) > 0 {
-		return nil, fmt.Errorf("%w: not a DER ContentInfo", ErrToken)
+	if err := checkTokenShape(token); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrToken, err)
 	}
 	p7, err := pkcs7.Parse(token)
 	if err != nil {
@@ -184,6 +179,95 @@ func VerifyToken(token, body []byte, m *Manifest) (*Token, error) {
 		out.Accuracy = ts.Accuracy.String()
 	}
 	return out, nil
+}
+
+// tokenShape is the SignedData of an RFC 3161 token (RFC 5652 §5) as this
+// network's time services write it, parsed field by field.
+type tokenShape struct {
+	ContentType asn1.ObjectIdentifier
+	SignedData  struct {
+		Version          int
+		DigestAlgorithms []pkix.AlgorithmIdentifier `asn1:"set"`
+		Encapsulated     struct {
+			ContentType asn1.ObjectIdentifier
+			Content     []byte `asn1:"explicit,tag:0"`
+		}
+		Certificates asn1.RawValue `asn1:"optional,tag:0"`
+		SignerInfos  []struct {
+			Version         int
+			SignerID        asn1.RawValue
+			DigestAlgorithm pkix.AlgorithmIdentifier
+			SignedAttrs     asn1.RawValue `asn1:"optional,tag:0"`
+			SignatureAlg    pkix.AlgorithmIdentifier
+			Signature       []byte
+			UnsignedAttrs   asn1.RawValue `asn1:"optional,tag:1"`
+		} `asn1:"set"`
+	} `asn1:"explicit,tag:0"`
+}
+
+var (
+	oidSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidTSTInfo    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 1, 4}
+	oidSHA256     = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+)
+
+// checkTokenShape pins the parts of a token that its signature does not
+// cover, so a token has one byte form: strict DER that re-encodes to the
+// same bytes (pkcs7.Parse would silently convert BER), the versions RFC
+// 3161 and 5652 fix, SHA-256 as the only digest, one signer, no unsigned
+// attributes, and TSTInfo content.
+func checkTokenShape(token []byte) error {
+	var t tokenShape
+	rest, err := asn1.Unmarshal(token, &t)
+	if err != nil || len(rest) > 0 {
+		return errors.New("not a DER ContentInfo")
+	}
+	if again, err := asn1.Marshal(t); err != nil || !bytes.Equal(again, token) {
+		return errors.New("not in canonical DER form")
+	}
+	sd := &t.SignedData
+	switch {
+	case !t.ContentType.Equal(oidSignedData):
+		return errors.New("not SignedData")
+	case sd.Version != 3:
+		return fmt.Errorf("SignedData version %d, want 3", sd.Version)
+	case len(sd.DigestAlgorithms) != 1 || !sd.DigestAlgorithms[0].Algorithm.Equal(oidSHA256) || len(sd.DigestAlgorithms[0].Parameters.FullBytes) != 0:
+		return errors.New("digest algorithms other than SHA-256 alone")
+	case !sd.Encapsulated.ContentType.Equal(oidTSTInfo):
+		return errors.New("content is not TSTInfo")
+	case len(sd.SignerInfos) != 1:
+		return fmt.Errorf("%d signers, want 1", len(sd.SignerInfos))
+	}
+	si := &sd.SignerInfos[0]
+	switch {
+	case si.Version != 1:
+		return fmt.Errorf("SignerInfo version %d, want 1", si.Version)
+	case !si.DigestAlgorithm.Algorithm.Equal(oidSHA256) || len(si.DigestAlgorithm.Parameters.FullBytes) != 0:
+		return errors.New("signer digest is not SHA-256")
+	case len(si.SignedAttrs.FullBytes) == 0:
+		return errors.New("no signed attributes")
+	case len(si.UnsignedAttrs.FullBytes) != 0:
+		return errors.New("unsigned attributes")
+	}
+	// pkcs7 checks the signature over its own re-encoding of the signed
+	// attributes, so their bytes here must be that encoding exactly.
+	attrs := si.SignedAttrs.Bytes
+	for len(attrs) > 0 {
+		var a struct {
+			Type   asn1.ObjectIdentifier
+			Values []asn1.RawValue `asn1:"set"`
+		}
+		rest, err := asn1.Unmarshal(attrs, &a)
+		if err != nil {
+			return errors.New("signed attributes malformed")
+		}
+		again, err := asn1.Marshal(a)
+		if err != nil || !bytes.Equal(again, attrs[:len(attrs)-len(rest)]) {
+			return errors.New("signed attributes not in canonical DER form")
+		}
+		attrs = rest
+	}
+	return nil
 }
 
 func serialHex(n *big.Int) string {

@@ -740,3 +740,78 @@ func BenchmarkCatchUp(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFinalReceiptLatency measures issue 4's path end to end: four
+// institutions including the time service on loopback, single submissions
+// offered open loop to the leader, latency from the scheduled send until
+// the submitter holds a final receipt carrying the time service's token.
+// A submit answers within the receipt deadline (2 s) with whatever receipt
+// is ready; records answered without a token are re-submitted (dedup makes
+// that a read) every 100 ms until the token is there, and measured then.
+func BenchmarkFinalReceiptLatency(b *testing.B) {
+	rates := []int{1000, 10000}
+	const seconds = 2
+	cmd := fmt.Sprintf(replBenchCmd, "FinalReceiptLatency")
+	total := 0
+	for _, r := range rates {
+		total += r * seconds
+	}
+	c := newBenchCluster(b, 4)
+	key := newSubmitterKey()
+	subs := presignAll(b, c.nw.Origin, key, total)
+	c.registerKey(key)
+	lead := c.leader(nil)
+	cl := c.client(lead)
+	b.ResetTimer()
+	used := 0
+	for _, rate := range rates {
+		n := rate * seconds
+		lat := make([]time.Duration, n)
+		var failed, late atomic.Int64
+		var firstErr atomic.Value
+		var wg sync.WaitGroup
+		interval := time.Second / time.Duration(rate)
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			at := start.Add(time.Duration(i) * interval)
+			time.Sleep(time.Until(at))
+			wg.Add(1)
+			go func(i int, sub []byte) {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				for first := true; ; first = false {
+					resp, err := cl.Submit(ctx, sub)
+					if err == nil && resp.Final && resp.Timestamped {
+						break
+					}
+					if err == nil && first {
+						late.Add(1)
+					}
+					if ctx.Err() != nil {
+						failed.Add(1)
+						if err != nil {
+							firstErr.CompareAndSwap(nil, err.Error())
+						}
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				lat[i] = time.Since(at)
+			}(i, subs[used+i])
+		}
+		wg.Wait()
+		used += n
+		slices.Sort(lat)
+		p50, p99, p999 := lat[n/2], lat[n*99/100], lat[n*999/1000]
+		b.ReportMetric(float64(p50.Microseconds())/1000, fmt.Sprintf("p50-ms@%d/s", rate))
+		b.ReportMetric(float64(p99.Microseconds())/1000, fmt.Sprintf("p99-ms@%d/s", rate))
+		b.ReportMetric(float64(p999.Microseconds())/1000, fmt.Sprintf("p999-ms@%d/s", rate))
+		msg := ""
+		if e := firstErr.Load(); e != nil {
+			msg = fmt.Sprintf(" (first error: %s)", e)
+		}
+		b.Logf("4 nodes with a time service, offered %d/s for %ds to the leader: final timestamped receipt p50 %v p99 %v p999 %v max %v; %d first answers without a token (deadline), %d failed%s [load %s] — %s",
+			rate, seconds, p50.Round(time.Millisecond), p99.Round(time.Millisecond), p999.Round(time.Millisecond), lat[n-1].Round(time.Millisecond), late.Load(), failed.Load(), msg, loadAvg(), cmd)
+	}
+}

@@ -24,9 +24,15 @@ type cluster struct {
 	procs []*proc
 	fp    evidence.Fingerprint
 	admin ed25519.PrivateKey
+	env   map[int][]string // extra environment of node i's process (CUNZHENG_* config overrides)
 }
 
 func newCluster(t *testing.T, n int) *cluster {
+	return newClusterEnv(t, n, nil)
+}
+
+// newClusterEnv is newCluster with extra environment for some nodes.
+func newClusterEnv(t *testing.T, n int, env map[int][]string) *cluster {
 	t.Helper()
 	base, err := FreePortBase(20000+int(time.Now().UnixNano()%20000), n)
 	if err != nil {
@@ -39,7 +45,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	fp, _ := evidence.ParseFingerprint(nw.Fingerprint)
 	ak, _ := os.ReadFile(filepath.Join(nw.Nodes[0].Dir, "admin.key"))
 	admin, _ := evidence.ParsePrivateKey(ak)
-	c := &cluster{t: t, nw: nw, procs: make([]*proc, n), fp: fp, admin: admin}
+	c := &cluster{t: t, nw: nw, procs: make([]*proc, n), fp: fp, admin: admin, env: env}
 	for i := range nw.Nodes {
 		c.start(i)
 	}
@@ -48,7 +54,10 @@ func newCluster(t *testing.T, n int) *cluster {
 
 func (c *cluster) start(i int) {
 	nd := c.nw.Nodes[i]
-	p := startNodeDir(c.t, nd.Dir, nd.API)
+	c.mu.Lock()
+	env := c.env[i]
+	c.mu.Unlock()
+	p := startNodeDir(c.t, nd.Dir, nd.API, env...)
 	c.mu.Lock()
 	c.procs[i] = p
 	c.mu.Unlock()
@@ -103,9 +112,12 @@ func (c *cluster) leader() int {
 
 // startNodeDir starts `cunzheng node` for a node directory on its
 // configured ports.
-func startNodeDir(t *testing.T, dir, api string) *proc {
+func startNodeDir(t *testing.T, dir, api string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binPath, "node", "--dir", dir, "--listen", api)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &proc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{}), url: "http://" + api}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {

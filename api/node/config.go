@@ -42,6 +42,18 @@ type Config struct {
 	// cosignature key name; used only when WitnessLogs is set.
 	WitnessKey  string
 	WitnessName string
+	// ReceiptDeadline: how long a submit waits for its final, timestamped
+	// receipt before answering with a committed one.
+	ReceiptDeadline time.Duration
+	// Time service only: the RFC 3161 authority's certificate chain (PEM,
+	// signing certificate first) and key, the SNTP reference its clock is
+	// checked against ("" = trust the local clock), the largest
+	// disagreement at which it still stamps, and how often an unchanged
+	// checkpoint is stamped again.
+	TSACert, TSAKey string
+	TSAReference    string
+	TSAMaxSkew      time.Duration
+	TSARestamp      time.Duration
 }
 
 // Defaults.
@@ -59,6 +71,8 @@ func defaultConfig() Config {
 		APITokenFile: "api.token", DataDir: "data", BatchMaxRecords: 4096,
 		BatchInterval: 2 * time.Millisecond, DiskHeadroom: DefaultDiskHeadroom, LogLevel: "info",
 		P2PListen: DefaultP2PListen, P2PKey: "p2p.key", WitnessKey: "witness.key",
+		ReceiptDeadline: 2 * time.Second, TSACert: "tsa.crt", TSAKey: "tsa.key",
+		TSAMaxSkew: time.Second, TSARestamp: 10 * time.Minute,
 	}
 }
 
@@ -123,6 +137,30 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 			c.WitnessKey = val
 		case "witness_name":
 			c.WitnessName = val
+		case "receipt_deadline":
+			c.ReceiptDeadline, err = time.ParseDuration(val)
+			if err == nil && (c.ReceiptDeadline <= 0 || c.ReceiptDeadline > time.Minute) {
+				err = fmt.Errorf("want a duration in (0, 1m]")
+			}
+		case "tsa_cert":
+			c.TSACert = val
+		case "tsa_key":
+			c.TSAKey = val
+		case "tsa_reference":
+			c.TSAReference = val
+			if v, ok := strings.CutPrefix(val, "sntp://"); val != "" && (!ok || !strings.Contains(v, ":")) {
+				err = fmt.Errorf("want sntp://host:port or empty")
+			}
+		case "tsa_max_skew":
+			c.TSAMaxSkew, err = time.ParseDuration(val)
+			if err == nil && (c.TSAMaxSkew <= 0 || c.TSAMaxSkew > time.Minute) {
+				err = fmt.Errorf("want a duration in (0, 1m]")
+			}
+		case "tsa_restamp_interval":
+			c.TSARestamp, err = time.ParseDuration(val)
+			if err == nil && c.TSARestamp < time.Second {
+				err = fmt.Errorf("want at least 1s")
+			}
 		case "log_level":
 			switch val {
 			case "debug", "info", "warn", "error":
@@ -164,7 +202,7 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if env != nil {
-		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level", "p2p_listen", "p2p_key", "psk_file", "raft_snapshot_entries", "manifest_chain", "witness_logs", "witness_key", "witness_name"} {
+		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level", "p2p_listen", "p2p_key", "psk_file", "raft_snapshot_entries", "manifest_chain", "receipt_deadline", "tsa_cert", "tsa_key", "tsa_reference", "tsa_max_skew", "tsa_restamp_interval", "witness_logs", "witness_key", "witness_name"} {
 			if v := env("CUNZHENG_" + strings.ToUpper(key)); v != "" {
 				if err := set(0, key, v); err != nil {
 					return nil, err
@@ -265,6 +303,24 @@ manifest_chain =
 # The raft log is compacted behind a snapshot every this many entries; a
 # node that falls further behind catches up by block sync.
 raft_snapshot_entries = 10000
+
+# A submit answers with the final, timestamped receipt when it is ready
+# within this deadline, else with a committed receipt (HTTP 202) that
+# "cunzheng receipt refresh" upgrades later.
+receipt_deadline = 2s
+
+# Time service only. The RFC 3161 timestamp authority inside this node:
+# its certificate chain (PEM, signing certificate first; the manifest pins
+# it) and key. The authority refuses to stamp while its clock is more than
+# tsa_max_skew off the reference (sntp://host:123, e.g. the national time
+# service; empty trusts the local clock). An unchanged checkpoint is
+# stamped again every tsa_restamp_interval, so an idle network still
+# proves it was alive.
+tsa_cert = tsa.crt
+tsa_key = tsa.key
+tsa_reference =
+tsa_max_skew = 1s
+tsa_restamp_interval = 10m
 
 # This node can witness other courts' logs (C2SP tlog-witness): it then
 # serves POST /add-checkpoint and cosigns their checkpoints with the key

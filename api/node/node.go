@@ -7,8 +7,10 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -36,6 +38,7 @@ import (
 	"github.com/cunzheng/cunzheng/consensus/p2p"
 	"github.com/cunzheng/cunzheng/evidence"
 	"github.com/cunzheng/cunzheng/evidence/ledger"
+	"github.com/cunzheng/cunzheng/evidence/tsa"
 )
 
 // File names inside a node directory.
@@ -58,6 +61,10 @@ const (
 	// DescriptorFile is the node's public description, sent to the other
 	// institutions for `cunzheng genesis`.
 	DescriptorFile = "descriptor.json"
+	// TSACertFile and TSAKeyFile hold a time service's RFC 3161
+	// certificate chain and key.
+	TSACertFile = "tsa.crt"
+	TSAKeyFile  = "tsa.key"
 )
 
 // ConfigPath returns the configuration file of a node directory.
@@ -73,6 +80,10 @@ type InitOptions struct {
 	// P2PListen is the libp2p multiaddr the other institutions dial
 	// ("" = DefaultP2PListen).
 	P2PListen string
+	// TSACert and TSAKey, for a time service, name an existing RFC 3161
+	// certificate chain (PEM, e.g. issued by an external CA) and its key
+	// to use; empty = a new self-signed certificate.
+	TSACert, TSAKey string
 }
 
 // InitResult reports what Init wrote.
@@ -164,6 +175,23 @@ func Init(opts InitOptions) (*InitResult, error) {
 		Name: opts.Name, Role: role, RaftID: raftID, PeerID: peerID.String(),
 		Addrs: []string{opts.P2PListen}, NoteKey: vkey, AdminKey: adminPub,
 	}
+	var tsaCertPEM, tsaKeyPEM []byte
+	if role == evidence.RoleTimeService {
+		certs, key, err := initTSA(opts)
+		if err != nil {
+			return nil, fmt.Errorf("init: timestamp authority: %w", err)
+		}
+		a, err := tsa.New(tsa.Config{Certs: certs, Key: key})
+		if err != nil {
+			return nil, fmt.Errorf("init: timestamp authority: %w", err)
+		}
+		self.TSACerts = a.CertChain()
+		if tsaCertPEM, tsaKeyPEM, err = tsa.EncodePEM(certs, key); err != nil {
+			return nil, err
+		}
+	} else if opts.TSACert != "" || opts.TSAKey != "" {
+		return nil, errors.New("init: --tsa-cert and --tsa-key are for the time-service role")
+	}
 	descriptor, err := evidence.MarshalDescriptor(&self)
 	if err != nil {
 		return nil, err
@@ -205,6 +233,8 @@ func Init(opts InitOptions) (*InitResult, error) {
 		{WitnessKeyFile, evidence.MarshalPrivateKey(witnessPriv), 0o600},
 		{WitnessPubFile, []byte(witnessKey + "\n"), 0o644},
 		{WitnessFile, append(witnessEntry, '\n'), 0o644},
+		{TSACertFile, tsaCertPEM, 0o644},
+		{TSAKeyFile, tsaKeyPEM, 0o600},
 		{GenesisFile, manifestFile, 0o644},
 		// The configuration goes last: its presence marks a complete node.
 		{ConfigFile, fmt.Appendf(nil, configTemplate, opts.Name, opts.Role, opts.Listen, opts.P2PListen, opts.Name+"/witness"), 0o644},
@@ -230,6 +260,22 @@ func Init(opts InitOptions) (*InitResult, error) {
 		PeerID:         peerID.String(),
 		RaftID:         raftID,
 	}, nil
+}
+
+// initTSA returns the time service's certificate chain and key: the
+// operator's (from opts) or a new self-signed one valid for ten years.
+func initTSA(opts InitOptions) ([]*x509.Certificate, crypto.Signer, error) {
+	if (opts.TSACert == "") != (opts.TSAKey == "") {
+		return nil, nil, errors.New("--tsa-cert and --tsa-key go together")
+	}
+	if opts.TSACert != "" {
+		return tsa.ReadFiles(opts.TSACert, opts.TSAKey)
+	}
+	cert, key, err := tsa.SelfSigned(opts.Name, rand.Reader, time.Now(), 10*365*24*time.Hour)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []*x509.Certificate{cert}, key, nil
 }
 
 // WriteNewFile creates path with perm and syncs it, refusing to overwrite
@@ -377,7 +423,13 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 	lc := ledger.Config{
 		Store: st, Genesis: genesis, Signer: signer, Logger: log, Chain: chainEnc,
 		SpaceCheck: disk.check, BatchMaxRecords: cfg.BatchMaxRecords, BatchInterval: cfg.BatchInterval,
+		ReceiptDeadline: cfg.ReceiptDeadline, RestampInterval: cfg.TSARestamp,
 		AskWitness: witnessClient.AddCheckpoint,
+	}
+	if cfg.Role == evidence.RoleTimeService.String() {
+		if lc.Stamper, err = startAuthority(dir, cfg, chain[len(chain)-1].Manifest, log); err != nil {
+			return err
+		}
 	}
 	witnessServer, closeWitness, err := startWitness(dir, cfg, log)
 	if err != nil {
@@ -448,6 +500,44 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// startAuthority loads the time service's RFC 3161 authority and checks
+// that its certificate is the one the manifest pins for this member.
+func startAuthority(dir string, cfg *Config, m *evidence.Manifest, log *slog.Logger) (ledger.Stamper, error) {
+	certs, key, err := tsa.ReadFiles(resolve(dir, cfg.TSACert), resolve(dir, cfg.TSAKey))
+	if err != nil {
+		return nil, fmt.Errorf("timestamp authority: %w", err)
+	}
+	var ref tsa.Reference
+	if addr, ok := strings.CutPrefix(cfg.TSAReference, "sntp://"); ok {
+		ref = tsa.SNTP{Addr: addr}
+	}
+	a, err := tsa.New(tsa.Config{Certs: certs, Key: key, Reference: ref, MaxSkew: cfg.TSAMaxSkew})
+	if err != nil {
+		return nil, fmt.Errorf("timestamp authority: %w", err)
+	}
+	pinned := false
+	for _, mem := range m.Members {
+		if mem.Name == cfg.Name && len(mem.TSACerts) > 0 && bytes.Equal(mem.TSACerts[0], certs[0].Raw) {
+			pinned = true
+		}
+	}
+	if !pinned {
+		return nil, fmt.Errorf("timestamp authority: %s is not the certificate the manifest (version %d) lists for %s; its tokens would not verify", cfg.TSACert, m.Sequence, cfg.Name)
+	}
+	if off, err := a.CheckClock(context.Background()); err != nil {
+		log.Error("ALARM: timestamp authority will not stamp until its clock agrees with the reference", "err", err)
+	} else {
+		log.Info("timestamp authority ready", "reference", cfg.TSAReference, "offset", off, "max_skew", cfg.TSAMaxSkew)
+	}
+	return func(ctx context.Context, body []byte) ([]byte, error) {
+		tok, err := a.Stamp(ctx, body)
+		if errors.Is(err, tsa.ErrSkew) || errors.Is(err, tsa.ErrReference) {
+			return nil, fmt.Errorf("%w: %w", ledger.ErrClockSkew, err)
+		}
+		return tok, err
+	}, nil
 }
 
 // givenChain returns the manifest chain in the node's configuration

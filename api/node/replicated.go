@@ -62,6 +62,7 @@ type replication struct {
 // RPC names.
 const (
 	rpcCosign  = "cosign"
+	rpcStamp   = "timestamp"
 	rpcGenesis = "genesis"
 )
 
@@ -212,6 +213,7 @@ func (r *replication) configure(lc *ledger.Config) {
 	}
 	lc.Forward = r.forward
 	lc.SendCosignature = r.sendCosignature
+	lc.SendTimestamp = r.sendTimestamp
 	lc.FetchBlocks = r.fetchBlocks
 	lc.OnManifest = r.onManifest
 }
@@ -440,9 +442,31 @@ func (r *replication) serve(l *ledger.Ledger) error {
 	if err := p2p.Handle(r.host, rpcSubmitBatch, handleSubmitBatch(l)); err != nil {
 		return err
 	}
+	if err := p2p.Handle(r.host, rpcStamp, func(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
+		return nil, l.AddTimestamp(ctx, req)
+	}); err != nil {
+		return err
+	}
 	return p2p.Handle(r.host, rpcCosign, func(_ context.Context, _ peer.ID, req []byte) ([]byte, error) {
 		return nil, l.AddCosignature(req)
 	})
+}
+
+// sendTimestamp hands a time service's token to the leader, which has the
+// network commit it.
+func (r *replication) sendTimestamp(ctx context.Context, payload []byte) error {
+	pid, self, err := r.leaderPeer()
+	if err != nil {
+		return err
+	}
+	if self {
+		if l := r.l.Load(); l != nil {
+			return l.AddTimestamp(ctx, payload)
+		}
+		return ledger.ErrNotLeader
+	}
+	_, err = p2p.Call(ctx, r.host, pid, rpcStamp, payload)
+	return err
 }
 
 // leaderPeer returns the peer ID of the current leader, or ok=false when

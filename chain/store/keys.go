@@ -66,6 +66,7 @@ const (
 	callerSubmitter = 'k'
 	callerApplied   = 'a'
 	callerManifest  = 'v'
+	callerTimestamp = 'z'
 )
 
 func numKey(prefix byte, n uint64) []byte {
@@ -163,6 +164,22 @@ func ManifestKey(seq uint64) []byte {
 // ManifestPrefix returns the prefix of every [ManifestKey], which sort by
 // version.
 func ManifestPrefix() []byte { return []byte{prefixCaller, callerManifest} }
+
+// TimestampKey returns the caller key of a timestamp token over the final
+// checkpoint of size, applied from replicated-log entry entry: the tokens of
+// one checkpoint sort in the order the network committed them.
+func TimestampKey(size, entry uint64) []byte {
+	k := binary.BigEndian.AppendUint64([]byte{prefixCaller, callerTimestamp}, size)
+	return binary.BigEndian.AppendUint64(k, entry)
+}
+
+// TimestampPrefix returns the prefix of the [TimestampKey]s of size.
+func TimestampPrefix(size uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixCaller, callerTimestamp}, size)
+}
+
+// TimestampsPrefix returns the prefix of every [TimestampKey].
+func TimestampsPrefix() []byte { return []byte{prefixCaller, callerTimestamp} }
 
 // SubmitterPrefix returns the prefix of every [SubmitterKey].
 func SubmitterPrefix() []byte { return []byte{prefixCaller, callerSubmitter} }

@@ -57,5 +57,7 @@ ORIGIN is the log's schema-less URL (default NAME/log).`,
 	f.StringVar(&opts.Origin, "origin", "", "log origin, a schema-less URL (default NAME/log)")
 	f.StringVar(&opts.Listen, "listen", "", "HTTP listen address written to the config (default "+node.DefaultListen+")")
 	f.StringVar(&opts.P2PListen, "p2p-listen", "", "libp2p listen multiaddr written to the config and descriptor (default "+node.DefaultP2PListen+")")
+	f.StringVar(&opts.TSACert, "tsa-cert", "", "time service: an existing RFC 3161 certificate chain (PEM, signing certificate first), e.g. issued by an external CA (default: a new self-signed one)")
+	f.StringVar(&opts.TSAKey, "tsa-key", "", "time service: the private key (PEM) of --tsa-cert")
 	return c
 }

@@ -39,6 +39,8 @@ func (l *Ledger) Apply(ctx context.Context, e consensus.Entry) error {
 	switch kind {
 	case entryFinal:
 		return l.applyFinal(e.Index, payload)
+	case entryTimestamp:
+		return l.applyTimestamp(e.Index, payload)
 	}
 	err = l.applyBlock(e, payload)
 	if errors.Is(err, errStore) {
@@ -83,7 +85,16 @@ func (l *Ledger) applyBlock(e consensus.Entry, data []byte) error {
 		return fmt.Errorf("%w: block %d: %w", errStore, b.Header.Height, err)
 	}
 	l.cacheApplied(kvs)
+	l.notifyApplied()
 	return nil
+}
+
+// notifyApplied wakes everyone waiting on applied state (waitUntil).
+func (l *Ledger) notifyApplied() {
+	l.cacheMu.Lock()
+	close(l.finalNotify)
+	l.finalNotify = make(chan struct{})
+	l.cacheMu.Unlock()
 }
 
 // checkBlock admits every entry of b against the log (the hash chain, root

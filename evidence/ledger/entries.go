@@ -11,6 +11,9 @@ const (
 	entryBlock byte = 1
 	// entryFinal carries a signed checkpoint note that meets the policy.
 	entryFinal byte = 2
+	// entryTimestamp carries a time service's RFC 3161 token over a final
+	// checkpoint body (timestampPayload).
+	entryTimestamp byte = 3
 )
 
 func wrapEntry(kind byte, payload []byte) []byte {
@@ -25,7 +28,7 @@ func unwrapEntry(data []byte) (byte, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: empty log entry", ErrInvalid)
 	}
 	switch data[0] {
-	case entryBlock, entryFinal:
+	case entryBlock, entryFinal, entryTimestamp:
 		return data[0], data[1:], nil
 	}
 	return 0, nil, fmt.Errorf("%w: log entry of unknown kind %d", ErrInvalid, data[0])

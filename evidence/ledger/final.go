@@ -17,6 +17,7 @@ import (
 type finalCache struct {
 	prevSize, size uint64 // the final checkpoint of size covers [prevSize, size)
 	signed         []byte
+	token          []byte // its first timestamp token, once committed
 }
 
 // covering returns the first final checkpoint with size > index.
@@ -133,10 +134,18 @@ func (l *Ledger) receipt(index uint64, hr tlog.HashReader) (*evidence.Receipt, e
 	if len(rec.Submission) == 0 {
 		return nil, fmt.Errorf("%w: record %d is a governance entry, not evidence", ErrNotFound, index)
 	}
-	return &evidence.Receipt{
+	rc := &evidence.Receipt{
 		Network: l.fp, Manifests: l.ManifestsFor(rec.CheckpointSize), Submission: rec.Submission,
 		Leaf: rec.Leaf, Proof: rec.Proof,
-	}, nil
+	}
+	tok, err := l.FirstToken(rec.CheckpointSize)
+	if err != nil {
+		return nil, err
+	}
+	if tok != nil {
+		rc.Timestamps = [][]byte{tok}
+	}
+	return rc, nil
 }
 
 // LookupDigest returns the indexes of evidence records whose primary
@@ -152,4 +161,38 @@ func (l *Ledger) LookupDigest(digest []byte) ([]uint64, error) {
 		return err
 	})
 	return out, err
+}
+
+// CommittedReceipt returns the committed receipt of evidence record index:
+// durable and committed, no final checkpoint yet, so no proof; `cunzheng
+// receipt refresh` later fetches the final one.
+func (l *Ledger) CommittedReceipt(index uint64) (*evidence.Receipt, error) {
+	if index >= l.st.TreeSize() {
+		return nil, fmt.Errorf("%w: no record %d (log size %d)", ErrNotFound, index, l.st.TreeSize())
+	}
+	leaf, err := l.st.Leaf(index)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := l.st.Sidecar(index)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if len(sub) == 0 {
+		return nil, fmt.Errorf("%w: record %d is a governance entry, not evidence", ErrNotFound, index)
+	}
+	return &evidence.Receipt{
+		Network: l.fp, Manifests: l.ManifestsFor(index + 1), Submission: sub, Leaf: leaf, Committed: &index,
+	}, nil
+}
+
+// ReceiptNow returns the best receipt there is for record index: final
+// (with its token when one is committed), else committed.
+func (l *Ledger) ReceiptNow(index uint64) (rc *evidence.Receipt, final bool, err error) {
+	rc, err = l.Receipt(index)
+	if errors.Is(err, ErrNotFinal) {
+		rc, err = l.CommittedReceipt(index)
+		return rc, false, err
+	}
+	return rc, err == nil, err
 }

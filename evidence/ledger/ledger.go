@@ -96,7 +96,20 @@ type Config struct {
 	// requires one never has a final checkpoint.
 	AskWitness AskWitnessFunc
 	// WitnessTimeout bounds each witness's answer (0 = DefaultWitnessTimeout).
-	WitnessTimeout  time.Duration
+	WitnessTimeout time.Duration
+	// Stamper is set on a time service's node: its RFC 3161 authority,
+	// which stamps each final checkpoint body (nil = not a time service).
+	Stamper Stamper
+	// SendTimestamp delivers a timestamp entry payload to the leader
+	// (AddTimestamp there); nil = this replica proposes it itself.
+	SendTimestamp func(ctx context.Context, payload []byte) error
+	// RestampInterval is how often an unchanged latest checkpoint is
+	// stamped again for freshness (DefaultRestampInterval when zero).
+	RestampInterval time.Duration
+	// ReceiptDeadline bounds how long Submit waits for a final,
+	// timestamped receipt once the record is durable here
+	// (DefaultReceiptDeadline when zero).
+	ReceiptDeadline time.Duration
 	BatchMaxRecords int
 	BatchInterval   time.Duration
 	MaxPending      int
@@ -152,6 +165,14 @@ type Ledger struct {
 	syncingFlag atomic.Bool
 	fetch       BlockFetcher
 	wit         witnesses
+	// Trusted time (timestamps.go). stampedSize and stampedAt, the latest
+	// stamped checkpoint and when, are guarded by cacheMu.
+	stamper       Stamper
+	sendTimestamp func(ctx context.Context, payload []byte) error
+	restamp       time.Duration
+	deadline      time.Duration
+	stampedSize   uint64
+	stampedAt     time.Time
 	// applyMu orders applying (writer) against checking proposals (readers).
 	applyMu sync.RWMutex
 	wg      sync.WaitGroup
@@ -216,29 +237,38 @@ func Open(cfg Config) (*Ledger, error) {
 	}
 	l := &Ledger{
 		st: cfg.Store, origin: m.Origin, fp: fp,
-		onManifest:  cfg.OnManifest,
-		signer:      cfg.Signer,
-		now:         cfg.Now,
-		log:         cfg.Logger,
-		space:       cfg.SpaceCheck,
-		maxBatch:    cfg.BatchMaxRecords,
-		interval:    cfg.BatchInterval,
-		inQueue:     map[string]*pending{},
-		submitters:  map[string]byte{},
-		done:        make(chan struct{}),
-		sigs:        map[uint64]map[string]string{},
-		quorum:      make(chan uint64, 1),
-		headChanged: make(chan struct{}, 1),
-		finalNotify: make(chan struct{}),
-		sendCosig:   cfg.SendCosignature,
-		isLeader:    cfg.IsLeader,
-		caughtUp:    cfg.CaughtUp,
-		forward:     cfg.Forward,
-		fetch:       cfg.FetchBlocks,
-		wit:         witnesses{ask: cfg.AskWitness, timeout: cfg.WitnessTimeout, sizes: map[string]int64{}},
+		onManifest:    cfg.OnManifest,
+		signer:        cfg.Signer,
+		now:           cfg.Now,
+		log:           cfg.Logger,
+		space:         cfg.SpaceCheck,
+		maxBatch:      cfg.BatchMaxRecords,
+		interval:      cfg.BatchInterval,
+		inQueue:       map[string]*pending{},
+		submitters:    map[string]byte{},
+		done:          make(chan struct{}),
+		sigs:          map[uint64]map[string]string{},
+		quorum:        make(chan uint64, 1),
+		headChanged:   make(chan struct{}, 1),
+		finalNotify:   make(chan struct{}),
+		sendCosig:     cfg.SendCosignature,
+		isLeader:      cfg.IsLeader,
+		caughtUp:      cfg.CaughtUp,
+		forward:       cfg.Forward,
+		fetch:         cfg.FetchBlocks,
+		stamper:       cfg.Stamper,
+		sendTimestamp: cfg.SendTimestamp,
+		restamp:       cfg.RestampInterval,
+		wit:           witnesses{ask: cfg.AskWitness, timeout: cfg.WitnessTimeout, sizes: map[string]int64{}},
 	}
 	if l.wit.timeout <= 0 {
 		l.wit.timeout = DefaultWitnessTimeout
+	}
+	if l.deadline = cfg.ReceiptDeadline; l.deadline <= 0 {
+		l.deadline = DefaultReceiptDeadline
+	}
+	if l.restamp <= 0 {
+		l.restamp = DefaultRestampInterval
 	}
 	l.versions.Store(&versions)
 	if l.now == nil {
@@ -286,6 +316,15 @@ func Open(cfg Config) (*Ledger, error) {
 	l.wg.Add(2)
 	go l.signTrees(ctx)
 	go l.finalizeTrees(ctx)
+	if l.stamper != nil {
+		// A restart does not re-stamp a checkpoint that already has a
+		// token until the freshness interval is up.
+		if tok, err := l.FirstToken(l.final.size); err == nil && tok != nil {
+			l.stampedSize, l.stampedAt = l.final.size, l.now()
+		}
+		l.wg.Add(1)
+		go l.stampCheckpoints(ctx)
+	}
 	// A crash between applying a block and finalizing it leaves a head
 	// without a final checkpoint; sign it again now.
 	l.kickSigner()
@@ -397,7 +436,55 @@ func (l *Ledger) submitEntry(ctx context.Context, p *pending, kind string, paylo
 	if err != nil || from == fromReplica {
 		return idx, existing, err
 	}
-	return idx, existing, l.WaitFinal(ctx, idx)
+	return idx, existing, l.waitReceipt(ctx, idx)
+}
+
+// DefaultReceiptDeadline is how long a submit waits for its final,
+// timestamped receipt before answering with a committed one.
+const DefaultReceiptDeadline = 2 * time.Second
+
+// waitReceipt waits, within ctx, until record idx is applied and synced
+// here, then up to the receipt deadline for a final checkpoint covering it
+// and, where the manifest lists a time service, that checkpoint's token.
+// Past the deadline, or when ctx ends after the record is durable here, it
+// returns nil all the same: the caller answers with what there is
+// (ReceiptNow: final, or committed).
+func (l *Ledger) waitReceipt(ctx context.Context, idx uint64) error {
+	if err := l.waitUntil(ctx, func() bool { return idx < l.st.TreeSize() }); err != nil {
+		return fmt.Errorf("record %d is committed but not yet applied here; retry for its receipt: %w", idx, err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, l.deadline)
+	defer cancel()
+	l.waitUntil(dctx, func() bool {
+		size, _, err := l.covering(idx)
+		if err != nil {
+			return false
+		}
+		if !l.NeedsTimestamp(size) {
+			return true
+		}
+		tok, err := l.FirstToken(size)
+		return err != nil || tok != nil
+	})
+	return nil // durable here; the caller answers with the best receipt there is
+}
+
+// waitUntil waits until cond holds, re-checking whenever a block, final
+// checkpoint or token is applied.
+func (l *Ledger) waitUntil(ctx context.Context, cond func() bool) error {
+	for {
+		l.cacheMu.RLock()
+		ch := l.finalNotify
+		l.cacheMu.RUnlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // leader reports whether this replica sequences blocks.

@@ -74,7 +74,10 @@ func register(t *testing.T, l *ledger.Ledger, origin string, admin ed25519.Priva
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	idx, _, err := l.SubmitGovernance(ctx, enc)
-	if !errors.Is(err, ledger.ErrNotFinal) {
+	if err != nil {
+		t.Fatalf("submit answers once the entry is durable, final or not: %v", err)
+	}
+	if _, err := l.Record(idx); !errors.Is(err, ledger.ErrNotFinal) {
 		t.Fatalf("with one of two required signatures, want ErrNotFinal, got %v", err)
 	}
 	return priv, idx

@@ -34,6 +34,21 @@ func (l *Ledger) Check(data []byte) error {
 	if err != nil {
 		return err
 	}
+	if kind == entryTimestamp {
+		size, token, err := parseTimestampPayload(payload)
+		if err != nil {
+			return err
+		}
+		l.applyMu.RLock()
+		defer l.applyMu.RUnlock()
+		if size <= l.st.TreeSize() {
+			if _, err := l.checkTimestamp(size, token); err != nil {
+				l.alarm("proposed timestamp entry does not verify", "size", size, "err", err)
+				return err
+			}
+		}
+		return nil
+	}
 	if kind == entryFinal {
 		size, err := noteSize(payload)
 		if err != nil {

@@ -32,6 +32,7 @@ const (
 	CheckLeaf       = "leaf"
 	CheckInclusion  = "inclusion proof"
 	CheckCheckpoint = "checkpoint signatures vs policy"
+	CheckTimestamp  = "timestamp token"
 )
 
 // Check is one named step of a verification.
@@ -50,28 +51,36 @@ const (
 	Verified Verdict = "verified"
 	Mismatch Verdict = "mismatch"
 	Invalid  Verdict = "invalid"
+	// Committed means a committed receipt whose every present part checks
+	// out, but which has no final checkpoint yet: not proof on its own
+	// until `cunzheng receipt refresh` makes it final.
+	Committed Verdict = "committed"
 )
 
 // Result is the structured outcome. Fields other than Verdict and Checks
 // are filled as far as verification got and must not be trusted unless
 // Verdict is Verified.
 type Result struct {
-	Verdict    Verdict              `json:"verdict"`
-	Reason     string               `json:"reason,omitempty"`
-	Checks     []Check              `json:"checks"`
-	Network    string               `json:"network"`
-	Origin     string               `json:"origin,omitempty"`
-	RecordID   string               `json:"record_id,omitempty"`
-	Index      int64                `json:"index"`
-	Height     uint64               `json:"block_height"`
-	LeaderTime time.Time            `json:"leader_time"`
-	TreeSize   int64                `json:"tree_size"`
-	Signers    []string             `json:"signers,omitempty"`
-	Witnesses  []string             `json:"witnesses,omitempty"` // external witnesses that cosigned the checkpoint
-	Digest     string               `json:"digest,omitempty"`
-	Kind       string               `json:"kind,omitempty"`
-	Size       uint64               `json:"size,omitempty"`
-	Checkpoint string               `json:"checkpoint,omitempty"` // body text
+	Verdict    Verdict   `json:"verdict"`
+	Reason     string    `json:"reason,omitempty"`
+	Checks     []Check   `json:"checks"`
+	Network    string    `json:"network"`
+	Origin     string    `json:"origin,omitempty"`
+	RecordID   string    `json:"record_id,omitempty"`
+	Index      int64     `json:"index"`
+	Height     uint64    `json:"block_height"`
+	LeaderTime time.Time `json:"leader_time"`
+	TreeSize   int64     `json:"tree_size"`
+	Signers    []string  `json:"signers,omitempty"`
+	Witnesses  []string  `json:"witnesses,omitempty"` // external witnesses that cosigned the checkpoint
+	Digest     string    `json:"digest,omitempty"`
+	Kind       string    `json:"kind,omitempty"`
+	Size       uint64    `json:"size,omitempty"`
+	Checkpoint string    `json:"checkpoint,omitempty"` // body text
+	// Timestamp is what the earliest RFC 3161 token says (nil when the
+	// receipt has none): the evidence existed, unchanged, no later than
+	// Timestamp.Time.
+	Timestamp  *evidence.Token      `json:"timestamp,omitempty"`
 	Opening    *evidence.Opening    `json:"-"`
 	Submission *evidence.Submission `json:"-"`
 	Manifest   *evidence.Manifest   `json:"-"`
@@ -117,13 +126,8 @@ var errMismatch = errors.New("mismatch")
 // evidence file and the pinned genesis fingerprint.
 func Receipt(receipt []byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Result {
 	r := &run{res: &Result{Network: pinned.String()}}
-	all := []string{CheckManifest, CheckSignature, CheckOpening, CheckLeaf, CheckDigest, CheckInclusion, CheckCheckpoint}
+	all := []string{CheckManifest, CheckSignature, CheckOpening, CheckLeaf, CheckDigest, CheckInclusion, CheckCheckpoint, CheckTimestamp}
 	rc, err := evidence.ParseReceipt(receipt)
-	if err == nil && len(rc.Timestamps) > 0 {
-		// Every byte of a verified receipt must be checked; tokens are not
-		// yet, so a receipt carrying them is refused rather than half-read.
-		err = errors.New("timestamp tokens are not supported by this verifier version")
-	}
 	if !r.step(CheckFormat, err, evidence.ReceiptHeader) {
 		return r.fail(Invalid, all...)
 	}
@@ -159,7 +163,25 @@ func Receipt(receipt []byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Re
 		derr = fmt.Errorf("%w: file sha256 %x, receipt preserves %x", errMismatch, fileSHA256, sub.Primary())
 	}
 	digestOK := r.step(CheckDigest, derr, "file sha256 "+hex.EncodeToString(sub.Primary()))
+	if rc.Committed != nil {
+		// A committed receipt: everything present checked out, but there
+		// is nothing yet that binds the record to a final tree.
+		r.res.Index, r.res.RecordID = int64(*rc.Committed), evidence.RecordID(pinned, int64(*rc.Committed))
+		pending := fmt.Sprintf("committed at index %d, not yet final: run `cunzheng receipt refresh` for the final receipt", *rc.Committed)
+		r.res.Checks = append(r.res.Checks,
+			Check{Name: CheckInclusion, Detail: pending}, Check{Name: CheckCheckpoint, Detail: pending}, Check{Name: CheckTimestamp, Detail: pending})
+		r.res.Verdict = Committed
+		if !digestOK {
+			r.res.Verdict = Mismatch
+		}
+		return r.res
+	}
 	if !proofChecks(r, rc.Leaf, rc.Proof, m, pinned) {
+		r.skip(CheckTimestamp)
+		return r.res
+	}
+	if !r.step(CheckTimestamp, timestampChecks(r.res, rc.Timestamps, m), timestampDetail(r.res.Timestamp, m)) {
+		r.res.Verdict = Invalid
 		return r.res
 	}
 	if !digestOK {
@@ -168,6 +190,33 @@ func Receipt(receipt []byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Re
 	}
 	r.res.Verdict = Verified
 	return r.res
+}
+
+// timestampChecks verifies every token over the proof's checkpoint body
+// and keeps the earliest: the receipt claims the evidence existed no later
+// than that time.
+func timestampChecks(res *Result, tokens [][]byte, m *evidence.Manifest) error {
+	for i, t := range tokens {
+		tok, err := evidence.VerifyToken(t, []byte(res.Checkpoint), m)
+		if err != nil {
+			return fmt.Errorf("token %d: %w", i+1, err)
+		}
+		if res.Timestamp == nil || tok.Time.Before(res.Timestamp.Time) {
+			res.Timestamp = tok
+		}
+	}
+	return nil
+}
+
+func timestampDetail(tok *evidence.Token, m *evidence.Manifest) string {
+	if tok != nil {
+		return fmt.Sprintf("existed no later than %s (UTC), RFC 3161 token serial %s by %s",
+			tok.Time.Format("2006-01-02 15:04:05"), tok.Serial, tok.Authority)
+	}
+	if len(m.TimeServices()) > 0 {
+		return "no token yet (the time service had not stamped this checkpoint); `cunzheng receipt refresh` adds it — until then the time is the leader's"
+	}
+	return "none: this network has no time service; the time is the leader's"
 }
 
 // Lookup verifies a node's answer to "is this digest preserved?": the leaf

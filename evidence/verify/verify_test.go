@@ -174,7 +174,7 @@ func wantVerdict(t *testing.T, res *verify.Result, v verify.Verdict, failing str
 }
 
 var allChecks = []string{verify.CheckFormat, verify.CheckManifest, verify.CheckSignature, verify.CheckOpening,
-	verify.CheckLeaf, verify.CheckDigest, verify.CheckInclusion, verify.CheckCheckpoint}
+	verify.CheckLeaf, verify.CheckDigest, verify.CheckInclusion, verify.CheckCheckpoint, verify.CheckTimestamp}
 
 func TestReceiptVerified(t *testing.T) {
 	nw := newNetwork(t, "court.example", 20)

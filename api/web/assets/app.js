@@ -42,7 +42,8 @@
       neterr: '无法连接节点：', err: '出错：', bytes: '字节', elapsed: '用时',
       'check.receipt format': '回执格式', 'check.manifest': '网络清单', 'check.digest matches': '哈希值一致',
       'check.submission signature': '提交签名', 'check.metadata opening': '元数据披露', 'check.leaf': '叶子记录',
-      'check.inclusion proof': '包含证明', 'check.checkpoint signatures vs policy': '检查点签名与策略'
+      'check.inclusion proof': '包含证明', 'check.checkpoint signatures vs policy': '检查点签名与策略',
+      'check.timestamp token': '可信时间戳'
     },
     en: {
       title: 'Evidence verification', skip: 'Skip to file selection', 'network.h': 'Trusted network', 'network.origin': 'Network',

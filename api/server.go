@@ -46,6 +46,9 @@ type Config struct {
 	Extra func(*http.ServeMux)
 	// Consensus reports the replication state (nil in a network of one).
 	Consensus func() (leader uint64, isLeader bool, term uint64)
+	// Witness, if set, serves C2SP tlog-witness POST /add-checkpoint: this
+	// node witnesses other logs (chain/witness.Server).
+	Witness http.Handler
 }
 
 // Server is the node's HTTP handler.
@@ -78,6 +81,9 @@ func NewServer(cfg Config) *Server {
 	m.HandleFunc("GET /checkpoint", s.serving(s.handleCheckpoint))
 	m.HandleFunc("GET /v1/timestamps", s.serving(s.handleTimestamps))
 	m.HandleFunc("GET /tile/", s.serving(s.handleTile))
+	if cfg.Witness != nil {
+		m.HandleFunc("POST /add-checkpoint", cfg.Witness.ServeHTTP)
+	}
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &httpError{http.StatusNotFound, "no_such_endpoint", "no endpoint " + r.Method + " " + r.URL.Path})

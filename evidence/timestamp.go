@@ -38,8 +38,6 @@ const MaxTokenSize = 16 << 10
 // ErrToken marks a timestamp token that does not prove what it should.
 var ErrToken = errors.New("evidence: timestamp token invalid")
 
-// oidTimeStamping is id-kp-timeStamping.
-var oidTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
 
 // checkTSACerts checks a member's certificate chain: only time services
 // have one; the first certificate must be usable by an RFC 3161 TSA (the

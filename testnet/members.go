@@ -24,8 +24,9 @@ type Member struct {
 // the way real institutions do: `cunzheng init` for each node directory,
 // then one `cunzheng genesis` over their descriptors, whose manifest is
 // copied into every node directory. Unlike Create it never loads an
-// existing network; dir must not hold one.
-func CreateMembers(bin, dir, origin string, members []Member) (*Network, error) {
+// existing network; dir must not hold one. genesisArgs are passed on to
+// `cunzheng genesis` (e.g. --witness).
+func CreateMembers(bin, dir, origin string, members []Member, genesisArgs ...string) (*Network, error) {
 	if len(members) < 1 || len(members) > 16 {
 		return nil, fmt.Errorf("a local network has 1 to 16 nodes, not %d", len(members))
 	}
@@ -49,7 +50,7 @@ func CreateMembers(bin, dir, origin string, members []Member) (*Network, error) 
 		nw.Nodes = append(nw.Nodes, nd)
 	}
 	genesis := filepath.Join(dir, "genesis.json")
-	out, err := exec.Command(bin, append([]string{"genesis", "--origin", origin, "-o", genesis}, descs...)...).CombinedOutput()
+	out, err := exec.Command(bin, append(append([]string{"genesis", "--origin", origin, "-o", genesis}, genesisArgs...), descs...)...).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("genesis: %v: %s", err, out)
 	}

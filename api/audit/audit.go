@@ -227,11 +227,11 @@ func fetch(ctx context.Context, pinned evidence.Fingerprint, n Node) (fin finalC
 	if err != nil {
 		return fin, 0, "", KindUnreachable, err
 	}
-	vs, err := m.Verifiers()
+	policy, err := m.Policy()
 	if err != nil {
 		return fin, 0, "", KindBadManifest, fmt.Errorf("manifest version %d: %w", m.Sequence, err)
 	}
-	f, err := checkpoint.Open(signed, checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)})
+	f, err := checkpoint.Open(signed, policy)
 	if err != nil {
 		return fin, 0, "", KindBadCheckpoint, fmt.Errorf("checkpoint refused: %w", err)
 	}

@@ -35,6 +35,13 @@ type Config struct {
 	// SnapshotEntries: the raft log is compacted behind a snapshot every
 	// this many applied entries (0 = the raft package's default).
 	SnapshotEntries uint64
+	// WitnessLogs is a log list file (chain/witness.ParseLogList) of other
+	// logs this node witnesses at POST /add-checkpoint ("" = not a witness).
+	WitnessLogs string
+	// WitnessKey is the witness's Ed25519 key file and WitnessName its
+	// cosignature key name; used only when WitnessLogs is set.
+	WitnessKey  string
+	WitnessName string
 	// ReceiptDeadline: how long a submit waits for its final, timestamped
 	// receipt before answering with a committed one.
 	ReceiptDeadline time.Duration
@@ -63,7 +70,7 @@ func defaultConfig() Config {
 		Listen: DefaultListen, Genesis: "genesis.json", NoteKey: "note.key",
 		APITokenFile: "api.token", DataDir: "data", BatchMaxRecords: 4096,
 		BatchInterval: 2 * time.Millisecond, DiskHeadroom: DefaultDiskHeadroom, LogLevel: "info",
-		P2PListen: DefaultP2PListen, P2PKey: "p2p.key",
+		P2PListen: DefaultP2PListen, P2PKey: "p2p.key", WitnessKey: "witness.key",
 		ReceiptDeadline: 2 * time.Second, TSACert: "tsa.crt", TSAKey: "tsa.key",
 		TSAMaxSkew: time.Second, TSARestamp: 10 * time.Minute,
 	}
@@ -124,6 +131,12 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 			if err == nil && c.SnapshotEntries < 10 {
 				err = fmt.Errorf("want at least 10")
 			}
+		case "witness_logs":
+			c.WitnessLogs = val
+		case "witness_key":
+			c.WitnessKey = val
+		case "witness_name":
+			c.WitnessName = val
 		case "receipt_deadline":
 			c.ReceiptDeadline, err = time.ParseDuration(val)
 			if err == nil && (c.ReceiptDeadline <= 0 || c.ReceiptDeadline > time.Minute) {
@@ -189,7 +202,7 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if env != nil {
-		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level", "p2p_listen", "p2p_key", "psk_file", "raft_snapshot_entries", "manifest_chain", "receipt_deadline", "tsa_cert", "tsa_key", "tsa_reference", "tsa_max_skew", "tsa_restamp_interval"} {
+		for _, key := range []string{"name", "role", "listen", "genesis", "note_key", "api_token_file", "data_dir", "batch_max_records", "batch_interval", "disk_headroom", "log_level", "p2p_listen", "p2p_key", "psk_file", "raft_snapshot_entries", "manifest_chain", "receipt_deadline", "tsa_cert", "tsa_key", "tsa_reference", "tsa_max_skew", "tsa_restamp_interval", "witness_logs", "witness_key", "witness_name"} {
 			if v := env("CUNZHENG_" + strings.ToUpper(key)); v != "" {
 				if err := set(0, key, v); err != nil {
 					return nil, err
@@ -199,6 +212,9 @@ func ParseConfig(data []byte, env func(string) string) (*Config, error) {
 	}
 	if c.Name == "" || c.Role == "" {
 		return nil, fmt.Errorf("config: name and role are required")
+	}
+	if c.WitnessLogs != "" && (c.WitnessKey == "" || c.WitnessName == "") {
+		return nil, fmt.Errorf("config: witness_logs needs witness_key and witness_name")
 	}
 	return &c, nil
 }
@@ -305,4 +321,15 @@ tsa_key = tsa.key
 tsa_reference =
 tsa_max_skew = 1s
 tsa_restamp_interval = 10m
+
+# This node can witness other courts' logs (C2SP tlog-witness): it then
+# serves POST /add-checkpoint and cosigns their checkpoints with the key
+# below after checking each is consistent with the last it cosigned. The
+# witness's state lives in data_dir/witness; never delete it. witness_logs
+# names a file of "log ORIGIN [THRESHOLD]" lines, each followed by
+# "key VKEY" lines (the log's signed-note keys). Empty: not a witness.
+# Other networks list this witness with the key in witness.pub.
+witness_logs =
+witness_key = witness.key
+witness_name = %s
 `

@@ -8,7 +8,7 @@ import (
 )
 
 func TestParseConfigTemplate(t *testing.T) {
-	c, err := ParseConfig(fmt.Appendf(nil, configTemplate, "court.example", "court", "127.0.0.1:9000", DefaultP2PListen), nil)
+	c, err := ParseConfig(fmt.Appendf(nil, configTemplate, "court.example", "court", "127.0.0.1:9000", DefaultP2PListen, "court.example/witness"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -16,7 +16,7 @@ func TestParseConfigTemplate(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 	env := map[string]string{"CUNZHENG_LISTEN": "127.0.0.1:1", "CUNZHENG_DISK_HEADROOM": "1GiB"}
-	c, err = ParseConfig(fmt.Appendf(nil, configTemplate, "a", "court", "x", DefaultP2PListen), func(k string) string { return env[k] })
+	c, err = ParseConfig(fmt.Appendf(nil, configTemplate, "a", "court", "x", DefaultP2PListen, "a/witness"), func(k string) string { return env[k] })
 	if err != nil || c.Listen != "127.0.0.1:1" || c.DiskHeadroom != 1<<30 {
 		t.Fatalf("env override: %+v %v", c, err)
 	}
@@ -33,6 +33,7 @@ func TestParseConfigRejects(t *testing.T) {
 		{"bad headroom", base + "disk_headroom = lots\n", "disk_headroom: bad value"},
 		{"bad level", base + "log_level = loud\n", "log_level: bad value"},
 		{"missing name", "role = court\n", "name and role are required"},
+		{"witness without a name", base + "witness_logs = logs.txt\nwitness_name =\n", "witness_logs needs witness_key and witness_name"},
 		{"too large", strings.Repeat("#", MaxConfigSize+1), "limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,7 +46,7 @@ func TestParseConfigRejects(t *testing.T) {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	f.Add(fmt.Appendf(nil, configTemplate, "court.example", "court", "127.0.0.1:8080", DefaultP2PListen))
+	f.Add(fmt.Appendf(nil, configTemplate, "court.example", "court", "127.0.0.1:8080", DefaultP2PListen, "court.example/witness"))
 	f.Add([]byte("name = \"a b\"\nrole = court\ndisk_headroom = 9GiB\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data, nil)

@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,7 +31,9 @@ import (
 
 	"github.com/cunzheng/cunzheng/api"
 	"github.com/cunzheng/cunzheng/api/web"
+	"github.com/cunzheng/cunzheng/chain/checkpoint"
 	"github.com/cunzheng/cunzheng/chain/store"
+	"github.com/cunzheng/cunzheng/chain/witness"
 	"github.com/cunzheng/cunzheng/consensus"
 	"github.com/cunzheng/cunzheng/consensus/p2p"
 	"github.com/cunzheng/cunzheng/evidence"
@@ -48,6 +51,13 @@ const (
 	AdminPubFile = "admin.pub"
 	TokenFile    = "api.token"
 	P2PKeyFile   = "p2p.key"
+	// WitnessKeyFile is the key this node cosigns other logs' checkpoints
+	// with, as a witness; WitnessPubFile is its cosignature/v1 verifier
+	// key and WitnessFile the manifest entry another network lists it
+	// with (cunzheng genesis --witness).
+	WitnessKeyFile = "witness.key"
+	WitnessPubFile = "witness.pub"
+	WitnessFile    = "witness.json"
 	// DescriptorFile is the node's public description, sent to the other
 	// institutions for `cunzheng genesis`.
 	DescriptorFile = "descriptor.json"
@@ -83,6 +93,7 @@ type InitResult struct {
 	ConfigPath, GenesisPath, AdminKeyPath, AdminPubPath string
 	NoteKeyPath, TokenPath                              string
 	DescriptorPath                                      string
+	WitnessKey                                          string // cosignature/v1 verifier key
 	PeerID                                              string
 	RaftID                                              uint64
 }
@@ -139,6 +150,19 @@ func Init(opts InitOptions) (*InitResult, error) {
 		return nil, err
 	}
 	peerID, err := p2p.PeerIDFromKey(p2pKey)
+	if err != nil {
+		return nil, err
+	}
+	_, witnessPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	witnessSigner, err := checkpoint.NewCosignatureSigner(opts.Name+"/witness", witnessPriv, nil)
+	if err != nil {
+		return nil, fmt.Errorf("init: witness key: %w", err)
+	}
+	witnessKey := witnessSigner.Verifier().String()
+	witnessEntry, err := json.MarshalIndent(evidence.Witness{Key: witnessKey, URL: "http://" + opts.Listen}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -206,11 +230,14 @@ func Init(opts InitOptions) (*InitResult, error) {
 		{TokenFile, []byte(hex.EncodeToString(token) + "\n"), 0o600},
 		{P2PKeyFile, p2pKeyBytes, 0o600},
 		{DescriptorFile, descriptor, 0o644},
+		{WitnessKeyFile, evidence.MarshalPrivateKey(witnessPriv), 0o600},
+		{WitnessPubFile, []byte(witnessKey + "\n"), 0o644},
+		{WitnessFile, append(witnessEntry, '\n'), 0o644},
 		{TSACertFile, tsaCertPEM, 0o644},
 		{TSAKeyFile, tsaKeyPEM, 0o600},
 		{GenesisFile, manifestFile, 0o644},
 		// The configuration goes last: its presence marks a complete node.
-		{ConfigFile, fmt.Appendf(nil, configTemplate, opts.Name, opts.Role, opts.Listen, opts.P2PListen), 0o644},
+		{ConfigFile, fmt.Appendf(nil, configTemplate, opts.Name, opts.Role, opts.Listen, opts.P2PListen, opts.Name+"/witness"), 0o644},
 	}
 	for _, f := range files {
 		if f.data == nil {
@@ -229,6 +256,7 @@ func Init(opts InitOptions) (*InitResult, error) {
 		NoteKeyPath:    filepath.Join(opts.Dir, NoteKeyFile),
 		TokenPath:      filepath.Join(opts.Dir, TokenFile),
 		DescriptorPath: filepath.Join(opts.Dir, DescriptorFile),
+		WitnessKey:     witnessKey,
 		PeerID:         peerID.String(),
 		RaftID:         raftID,
 	}, nil
@@ -397,16 +425,23 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 		chainEnc = append(chainEnc, v.Encoded)
 	}
 	disk := diskSpace{dir: dataDir, headroom: cfg.DiskHeadroom}
+	witnessClient := &witness.Client{HTTP: &http.Client{}}
 	lc := ledger.Config{
 		Store: st, Genesis: genesis, Signer: signer, Logger: log, Chain: chainEnc,
 		SpaceCheck: disk.check, BatchMaxRecords: cfg.BatchMaxRecords, BatchInterval: cfg.BatchInterval,
 		ReceiptDeadline: cfg.ReceiptDeadline, RestampInterval: cfg.TSARestamp,
+		AskWitness: witnessClient.AddCheckpoint,
 	}
 	if cfg.Role == evidence.RoleTimeService.String() {
 		if lc.Stamper, err = startAuthority(dir, cfg, chain[len(chain)-1].Manifest, log); err != nil {
 			return err
 		}
 	}
+	witnessServer, closeWitness, err := startWitness(dir, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeWitness()
 	if rep != nil {
 		rep.configure(&lc)
 	}
@@ -435,7 +470,7 @@ func Run(ctx context.Context, dir string, opts RunOptions) error {
 		Handler: api.NewServer(api.Config{
 			Ledger: l, Node: cfg.Name, Role: cfg.Role, Token: token, Logger: log,
 			Manifest: manifestFile, DiskFree: disk.free, Extra: pages.Register,
-			Consensus: rep.status,
+			Consensus: rep.status, Witness: witnessServer,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
@@ -582,4 +617,50 @@ func (d diskSpace) check() error {
 		return fmt.Errorf("%w: %d bytes free at %s, headroom is %d", ledger.ErrInsufficientDisk, free, d.dir, d.headroom)
 	}
 	return nil
+}
+
+// startWitness opens the witness role if the configuration names logs to
+// witness: the log list, the witness key and its state under
+// data_dir/witness (shared by every network this node directory serves,
+// since a witness's word must never depend on which log it runs beside).
+// It returns a nil handler when the node is not a witness.
+func startWitness(dir string, cfg *Config, log *slog.Logger) (http.Handler, func(), error) {
+	if cfg.WitnessLogs == "" {
+		return nil, func() {}, nil
+	}
+	list, err := os.ReadFile(resolve(dir, cfg.WitnessLogs))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read witness log list: %w", err)
+	}
+	logs, err := witness.ParseLogList(list)
+	if err != nil {
+		return nil, nil, fmt.Errorf("witness log list %s: %w", cfg.WitnessLogs, err)
+	}
+	keyFile, err := os.ReadFile(resolve(dir, cfg.WitnessKey))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read witness key: %w", err)
+	}
+	priv, err := evidence.ParsePrivateKey(keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("witness key %s: %w", cfg.WitnessKey, err)
+	}
+	signer, err := checkpoint.NewCosignatureSigner(cfg.WitnessName, priv, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("witness_name: %w", err)
+	}
+	stateDir := filepath.Join(resolve(dir, cfg.DataDir), "witness")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("witness state: %w", err)
+	}
+	state, err := witness.OpenPebbleState(stateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := witness.NewServer(witness.Config{Logs: logs, Signer: signer, State: state, Logger: log})
+	if err != nil {
+		state.Close()
+		return nil, nil, err
+	}
+	log.Info("witnessing other logs", "logs", len(logs), "witness_key", signer.Verifier().String())
+	return srv, func() { state.Close() }, nil
 }

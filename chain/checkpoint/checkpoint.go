@@ -1,7 +1,8 @@
 // Package checkpoint formats, signs and checks C2SP tlog-checkpoint signed
 // notes (https://c2sp.org/tlog-checkpoint) and C2SP tlog-proof@v1 proofs
 // (https://c2sp.org/tlog-proof), and decides whether a checkpoint meets a
-// network's finality policy: enough distinct institutions' signatures.
+// network's finality policy: enough distinct institutions' signatures, plus
+// the C2SP tlog-cosignature/v1 cosignatures of any witnesses it requires.
 //
 // Checkpoint bodies are exactly three lines — origin, tree size, root — with
 // no extension lines, so the body is a pure function of the tree and every
@@ -14,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -85,24 +87,47 @@ type Policy struct {
 	Origin    string
 	Verifiers note.Verifiers // the voting institutions' keys
 	Threshold int            // distinct institutions needed
+	// Witnesses are the external witnesses' cosignature/v1 keys (nil =
+	// none): their cosignatures verify and are reported, but never count
+	// toward Threshold.
+	Witnesses note.Verifiers
+	// RequiredWitnesses names the witnesses whose cosignature a final
+	// checkpoint must carry.
+	RequiredWitnesses []string
 }
 
 // Final is a checkpoint that met the policy.
 type Final struct {
 	Checkpoint
-	Note    *note.Note
-	Signers []string // names of institutions whose signatures verified
+	Note      *note.Note
+	Signers   []string // names of institutions whose signatures verified
+	Witnesses []string // names of witnesses whose cosignatures verified
+}
+
+// bothVerifiers looks a key up among the institutions, then the witnesses.
+type bothVerifiers struct{ institutions, witnesses note.Verifiers }
+
+func (b bothVerifiers) Verifier(name string, hash uint32) (note.Verifier, error) {
+	v, err := b.institutions.Verifier(name, hash)
+	if err == nil || b.witnesses == nil {
+		return v, err
+	}
+	if w, werr := b.witnesses.Verifier(name, hash); werr == nil {
+		return w, nil
+	}
+	return nil, err
 }
 
 // Open verifies a signed checkpoint against the policy. Every signature by a
-// known key must verify (a forged one is an error, never silently skipped);
-// signatures by unknown keys, such as witness cosignatures, are ignored for
-// the policy.
+// known key, an institution's or a witness's, must verify (a forged one is
+// an error, never silently skipped); signatures by unknown keys are ignored
+// for the policy and left in Note.UnverifiedSigs.
 func Open(signed []byte, p Policy) (*Final, error) {
 	if err := checkSignatureLines(signed); err != nil {
 		return nil, err
 	}
-	n, err := note.Open(signed, p.Verifiers)
+	var vs note.Verifiers = bothVerifiers{p.Verifiers, p.Witnesses}
+	n, err := note.Open(signed, vs)
 	if err != nil {
 		var unv *note.UnverifiedNoteError
 		if errors.As(err, &unv) {
@@ -118,17 +143,27 @@ func Open(signed []byte, p Policy) (*Final, error) {
 		return nil, fmt.Errorf("%w: %q, want %q", ErrWrongOrigin, c.Origin, p.Origin)
 	}
 	seen := map[string]bool{}
-	var names []string
+	var names, witnesses []string
 	for _, s := range n.Sigs {
-		if !seen[s.Name] {
-			seen[s.Name] = true
+		if seen[s.Name] {
+			continue
+		}
+		seen[s.Name] = true
+		if _, err := p.Verifiers.Verifier(s.Name, s.Hash); err == nil {
 			names = append(names, s.Name)
+		} else {
+			witnesses = append(witnesses, s.Name)
 		}
 	}
 	if len(names) < p.Threshold {
 		return nil, fmt.Errorf("%w: %d of %d required institutions signed (%s)", ErrPolicy, len(names), p.Threshold, strings.Join(names, ", "))
 	}
-	return &Final{Checkpoint: c, Note: n, Signers: names}, nil
+	for _, w := range p.RequiredWitnesses {
+		if !slices.Contains(witnesses, w) {
+			return nil, fmt.Errorf("%w: required witness %s did not cosign", ErrPolicy, w)
+		}
+	}
+	return &Final{Checkpoint: c, Note: n, Signers: names, Witnesses: witnesses}, nil
 }
 
 // checkSignatureLines refuses what note.Open lets through but a checkpoint

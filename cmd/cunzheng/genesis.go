@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 func (a *app) genesisCommand() *cobra.Command {
 	var origin, out string
 	var threshold int
+	var witnesses []string
 	c := &cobra.Command{
 		Use:   "genesis --origin ORIGIN -o genesis.json DESCRIPTOR.json...",
 		Short: "Combine institutions' descriptors into a genesis manifest and print its fingerprint",
@@ -26,7 +28,14 @@ the manifest: it is what every verifier pins.
 
 The finality policy is a majority of the voting institutions unless
 --threshold says more. Duplicate names, raft IDs, peer IDs or keys, missing
-roles and malformed keys are refused; nothing is written then.`,
+roles and malformed keys are refused; nothing is written then.
+
+Each --witness KEY=URL[,required] lists an external witness (C2SP
+tlog-witness) that the network asks to cosign every final checkpoint: KEY
+is its tlog-cosignature/v1 verifier key (another cunzheng node prints it as
+witness.pub), URL its base URL. With ",required" no checkpoint is final
+without that witness's cosignature; otherwise it is added when the witness
+answers in time.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("%s needs at least one descriptor file", cmd.CommandPath())
@@ -56,6 +65,14 @@ roles and malformed keys are refused; nothing is written then.`,
 			if threshold != 0 {
 				m.Threshold = uint16(threshold)
 			}
+			for _, w := range witnesses {
+				spec, required := strings.CutSuffix(w, ",required")
+				key, url, ok := strings.Cut(spec, "=")
+				if !ok {
+					return usageErrorf("--witness %q: want KEY=URL[,required]", w)
+				}
+				m.Witnesses = append(m.Witnesses, evidence.Witness{Key: key, URL: url, Required: required})
+			}
 			file, err := evidence.MarshalManifestFile(m)
 			if err != nil {
 				return err
@@ -69,12 +86,20 @@ roles and malformed keys are refused; nothing is written then.`,
 			for _, mem := range m.Members {
 				fmt.Fprintf(a.stdout, "  %-24s %-13s raft %d\n", mem.Name, mem.Role, mem.RaftID)
 			}
+			for _, w := range m.Witnesses {
+				need := "optional"
+				if w.Required {
+					need = "required"
+				}
+				fmt.Fprintf(a.stdout, "  witness %-16s %-13s %s\n", w.Name(), need, w.URL)
+			}
 			fmt.Fprintf(a.stdout, "\ncopy %s over genesis.json in every node directory, then start the nodes\n", out)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&origin, "origin", "", "log origin, a schema-less URL, e.g. evidence.court.example/v1")
 	c.Flags().StringVarP(&out, "out", "o", "", "manifest file to write (refuses to overwrite)")
+	c.Flags().StringArrayVar(&witnesses, "witness", nil, "external witness KEY=URL[,required] (repeatable)")
 	c.Flags().IntVar(&threshold, "threshold", 0, "signatures needed for a final checkpoint (default: a majority of voting members)")
 	return c
 }

@@ -45,6 +45,7 @@ ORIGIN is the log's schema-less URL (default NAME/log).`,
 			fmt.Fprintf(a.stdout, "genesis fingerprint  %s\norigin               %s\nconfig               %s\ngenesis manifest     %s\nadmin key            %s (secret)\nadmin public key     %s\ncheckpoint key       %s (secret)\nAPI token            %s (secret)\n",
 				res.Fingerprint, res.Origin, res.ConfigPath, res.GenesisPath, res.AdminKeyPath, res.AdminPubPath, res.NoteKeyPath, res.TokenPath)
 			fmt.Fprintf(a.stdout, "descriptor           %s (send it to the other institutions)\npeer ID              %s\nraft ID              %d\n", res.DescriptorPath, res.PeerID, res.RaftID)
+			fmt.Fprintf(a.stdout, "witness key          %s\n                     (other networks list this node as a witness with it; see witness.json)\n", res.WitnessKey)
 			fmt.Fprintf(a.stdout, "\nstart it alone with: cunzheng node --dir %s\nor combine descriptors into a network: cunzheng genesis --origin ORIGIN -o genesis.json A/descriptor.json B/descriptor.json ...\n", opts.Dir)
 			return nil
 		},

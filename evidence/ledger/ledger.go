@@ -91,6 +91,12 @@ type Config struct {
 	// OnManifest is called (on the applying goroutine; it must not block)
 	// each time a manifest update takes force.
 	OnManifest func(*evidence.Manifest)
+	// AskWitness asks an external witness to cosign a checkpoint (see
+	// witness.go); nil = witnesses are never asked, so a manifest that
+	// requires one never has a final checkpoint.
+	AskWitness AskWitnessFunc
+	// WitnessTimeout bounds each witness's answer (0 = DefaultWitnessTimeout).
+	WitnessTimeout time.Duration
 	// Stamper is set on a time service's node: its RFC 3161 authority,
 	// which stamps each final checkpoint body (nil = not a time service).
 	Stamper Stamper
@@ -158,6 +164,7 @@ type Ledger struct {
 	forward     func(ctx context.Context, kind string, payload []byte) (uint64, bool, error)
 	syncingFlag atomic.Bool
 	fetch       BlockFetcher
+	wit         witnesses
 	// Trusted time (timestamps.go). stampedSize and stampedAt, the latest
 	// stamped checkpoint and when, are guarded by cacheMu.
 	stamper       Stamper
@@ -252,6 +259,10 @@ func Open(cfg Config) (*Ledger, error) {
 		stamper:       cfg.Stamper,
 		sendTimestamp: cfg.SendTimestamp,
 		restamp:       cfg.RestampInterval,
+		wit:           witnesses{ask: cfg.AskWitness, timeout: cfg.WitnessTimeout, sizes: map[string]int64{}},
+	}
+	if l.wit.timeout <= 0 {
+		l.wit.timeout = DefaultWitnessTimeout
 	}
 	if l.deadline = cfg.ReceiptDeadline; l.deadline <= 0 {
 		l.deadline = DefaultReceiptDeadline

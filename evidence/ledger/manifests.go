@@ -30,12 +30,11 @@ type version struct {
 }
 
 func newVersion(m *evidence.Manifest, enc []byte, from uint64) (*version, error) {
-	vs, err := m.Verifiers()
+	p, err := m.Policy()
 	if err != nil {
 		return nil, err
 	}
-	return &version{m: m, enc: enc, from: from,
-		policy: checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)}}, nil
+	return &version{m: m, enc: enc, from: from, policy: p}, nil
 }
 
 // loadVersions reads the manifest chain the log holds, checking each

@@ -72,6 +72,7 @@ type Result struct {
 	LeaderTime time.Time `json:"leader_time"`
 	TreeSize   int64     `json:"tree_size"`
 	Signers    []string  `json:"signers,omitempty"`
+	Witnesses  []string  `json:"witnesses,omitempty"` // external witnesses that cosigned the checkpoint
 	Digest     string    `json:"digest,omitempty"`
 	Kind       string    `json:"kind,omitempty"`
 	Size       uint64    `json:"size,omitempty"`
@@ -264,10 +265,10 @@ func proofChecks(r *run, leafBytes, proofText []byte, m *evidence.Manifest, pinn
 		r.fail(Invalid, CheckCheckpoint)
 		return false
 	}
-	vs, err := m.Verifiers()
+	policy, err := m.Policy()
 	var fin *checkpoint.Final
 	if err == nil {
-		fin, err = checkpoint.Open(p.Checkpoint, checkpoint.Policy{Origin: m.Origin, Verifiers: vs, Threshold: int(m.Threshold)})
+		fin, err = checkpoint.Open(p.Checkpoint, policy)
 	}
 	if err == nil && len(fin.Note.UnverifiedSigs) > 0 {
 		// Signatures by keys outside the manifest prove nothing and would
@@ -298,7 +299,10 @@ func proofChecks(r *run, leafBytes, proofText []byte, m *evidence.Manifest, pinn
 	detail := ""
 	if fin != nil {
 		detail = fmt.Sprintf("%d of %d required institutions signed: %v", len(fin.Signers), m.Threshold, fin.Signers)
-		r.res.Signers = fin.Signers
+		if len(fin.Witnesses) > 0 {
+			detail += fmt.Sprintf("; witnesses cosigned: %v", fin.Witnesses)
+		}
+		r.res.Signers, r.res.Witnesses = fin.Signers, fin.Witnesses
 		r.res.Checkpoint = string(fin.Checkpoint.Body())
 	}
 	cpOK := r.step(CheckCheckpoint, err, detail)

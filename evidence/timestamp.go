@@ -38,7 +38,6 @@ const MaxTokenSize = 16 << 10
 // ErrToken marks a timestamp token that does not prove what it should.
 var ErrToken = errors.New("evidence: timestamp token invalid")
 
-
 // checkTSACerts checks a member's certificate chain: only time services
 // have one; the first certificate must be usable by an RFC 3161 TSA (the
 // timeStamping extended key usage, critical and alone, as RFC 3161 §2.3

@@ -3,7 +3,6 @@ package testnet
 import (
 	"context"
 	"crypto/sha256"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cunzheng/cunzheng/api/client"
-	"github.com/cunzheng/cunzheng/api/node"
 	"github.com/cunzheng/cunzheng/chain"
 	"github.com/cunzheng/cunzheng/evidence"
 	"github.com/cunzheng/cunzheng/evidence/verify"
@@ -34,61 +32,12 @@ func TestForgedBlockFromLeaderRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp, _ := evidence.ParseFingerprint(nw.Fingerprint)
-	type running struct {
-		node.Running
-		cancel context.CancelFunc
-		done   chan error
-		logs   *lockedBuffer
-		url    string
-	}
-	nodes := make([]*running, len(nw.Nodes))
-	for i, nd := range nw.Nodes {
-		ctx, cancel := context.WithCancel(context.Background())
-		r := &running{cancel: cancel, done: make(chan error, 1), logs: &lockedBuffer{}, url: nd.URL()}
-		started := make(chan node.Running, 1)
-		go func() {
-			r.done <- node.Run(ctx, nd.Dir, node.RunOptions{
-				Logger:  slog.New(slog.NewTextHandler(r.logs, nil)),
-				Started: func(run node.Running) { started <- run },
-			})
-		}()
-		select {
-		case r.Running = <-started:
-		case err := <-r.done:
-			t.Fatalf("node %s: %v", nd.Name, err)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("node %s did not start", nd.Name)
-		}
-		nodes[i] = r
-		t.Cleanup(func() {
-			cancel()
-			<-r.done
-			if t.Failed() {
-				t.Logf("log of %s:\n%s", nd.Name, tail(r.logs.String(), 3000))
-			}
-		})
-	}
+	nodes := startInProcess(t, nw)
 	cl := func(i int) *client.Client {
 		c, _ := client.New(nodes[i].url)
 		return c
 	}
-	leader := func(skip int) int {
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			for i := range nodes {
-				if i == skip {
-					continue
-				}
-				if st, err := cl(i).Status(context.Background()); err == nil && st.IsLeader {
-					return i
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatal("no leader")
-		return -1
-	}
-	lead := leader(-1)
+	lead := inProcessLeader(t, nodes, cl, nil)
 	ak, _ := os.ReadFile(filepath.Join(nw.Nodes[0].Dir, "admin.key"))
 	admin, err := evidence.ParsePrivateKey(ak)
 	if err != nil {
@@ -137,10 +86,8 @@ func TestForgedBlockFromLeaderRefused(t *testing.T) {
 		}
 	}
 	// The faulty institution is taken out; the others carry on.
-	nodes[lead].cancel()
-	<-nodes[lead].done
-	nodes[lead].done <- nil // for the cleanup
-	next := leader(lead)
+	nodes[lead].stop()
+	next := inProcessLeader(t, nodes, cl, []int{lead})
 	sub2, d2 := presign(t, nw.Origin, key, []byte("after the forgery"))
 	resp, err := cl(next).Submit(context.Background(), sub2)
 	if err != nil {

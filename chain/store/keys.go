@@ -178,6 +178,14 @@ func TimestampPrefix(size uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixCaller, callerTimestamp}, size)
 }
 
+// TimestampKeySize returns the checkpoint size a [TimestampKey] names.
+func TimestampKeySize(key []byte) (uint64, error) {
+	if len(key) != 18 || key[0] != prefixCaller || key[1] != callerTimestamp {
+		return 0, fmt.Errorf("%w: key %x is not a timestamp key", ErrCorrupt, key)
+	}
+	return binary.BigEndian.Uint64(key[2:10]), nil
+}
+
 // TimestampsPrefix returns the prefix of every [TimestampKey].
 func TimestampsPrefix() []byte { return []byte{prefixCaller, callerTimestamp} }
 

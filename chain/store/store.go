@@ -405,6 +405,31 @@ func (s *Store) ScanPrefix(prefix []byte, fn func(key, value []byte) error) erro
 	return s.scan(prefix, prefixEnd(prefix), fn)
 }
 
+// LastWithPrefix returns the largest key starting with prefix and its
+// value (both copies), or ErrNotFound.
+func (s *Store) LastWithPrefix(prefix []byte) (key, value []byte, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("last %x: %w", prefix, err)
+	}
+	if it.Last() {
+		key = bytes.Clone(it.Key())
+		var v []byte
+		if v, err = it.ValueAndErr(); err == nil {
+			value = bytes.Clone(v)
+		}
+	} else {
+		err = ErrNotFound
+	}
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, value, nil
+}
+
 // scan calls fn for every key in [lower, upper) in order, stopping at the
 // first error. key and value are valid only during the call.
 func (s *Store) scan(lower, upper []byte, fn func(key, value []byte) error) error {

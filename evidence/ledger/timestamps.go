@@ -2,10 +2,11 @@ package ledger
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/cunzheng/cunzheng/chain/checkpoint"
 	"github.com/cunzheng/cunzheng/chain/store"
@@ -33,17 +34,49 @@ const stampRetry = time.Second
 // Stamper issues an RFC 3161 token over SHA-256 of a checkpoint body.
 type Stamper func(ctx context.Context, body []byte) ([]byte, error)
 
-// timestampPayload is the entry payload: the tree size whose final
-// checkpoint body the token stamps, then the token.
-func timestampPayload(size uint64, token []byte) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, size), token...)
+// stamp is one token over the final checkpoint body of a tree size.
+type stamp struct {
+	size  uint64
+	token []byte
 }
 
-func parseTimestampPayload(p []byte) (uint64, []byte, error) {
-	if len(p) <= 8 || len(p)-8 > evidence.MaxTokenSize {
-		return 0, nil, fmt.Errorf("%w: timestamp entry of %d bytes", ErrInvalid, len(p))
+// maxStampBatch bounds the tokens of one timestamp entry.
+const maxStampBatch = 64
+
+// timestampPayload is the entry payload: a count, then for each token the
+// tree size whose final checkpoint body it stamps and the token, sizes
+// increasing.
+func timestampPayload(stamps []stamp) []byte {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddUint8(uint8(len(stamps)))
+	for _, st := range stamps {
+		b.AddUint64(st.size)
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(st.token) })
 	}
-	return binary.BigEndian.Uint64(p), p[8:], nil
+	return b.BytesOrPanic()
+}
+
+func parseTimestampPayload(p []byte) ([]stamp, error) {
+	s := cryptobyte.String(p)
+	var n uint8
+	if !s.ReadUint8(&n) || n == 0 || n > maxStampBatch {
+		return nil, fmt.Errorf("%w: timestamp entry count", ErrInvalid)
+	}
+	out := make([]stamp, n)
+	for i := range out {
+		var tok cryptobyte.String
+		if !s.ReadUint64(&out[i].size) || !s.ReadUint16LengthPrefixed(&tok) || len(tok) == 0 || len(tok) > evidence.MaxTokenSize {
+			return nil, fmt.Errorf("%w: timestamp entry item %d", ErrInvalid, i)
+		}
+		if i > 0 && out[i].size <= out[i-1].size {
+			return nil, fmt.Errorf("%w: timestamp entry sizes must increase", ErrInvalid)
+		}
+		out[i].token = tok
+	}
+	if !s.Empty() {
+		return nil, fmt.Errorf("%w: %d trailing bytes after timestamp entry", ErrInvalid, len(s))
+	}
+	return out, nil
 }
 
 // checkTimestamp verifies a token over the checkpoint body of size, a tree
@@ -65,19 +98,21 @@ func (l *Ledger) checkTimestamp(size uint64, token []byte) (*evidence.Token, err
 	return tok, nil
 }
 
-// AddTimestamp takes a time service's token for the final checkpoint of
-// size and, once it checks out here, has the network commit it. Only the
-// leader proposes; others refuse with ErrNotLeader.
+// AddTimestamp takes a time service's tokens for final checkpoints (a
+// timestamp entry payload) and, once each checks out here, has the network
+// commit them. Only the leader proposes; others refuse with ErrNotLeader.
 func (l *Ledger) AddTimestamp(ctx context.Context, payload []byte) error {
-	size, token, err := parseTimestampPayload(payload)
+	stamps, err := parseTimestampPayload(payload)
 	if err != nil {
 		return err
 	}
-	if _, err := l.checkTimestamp(size, token); err != nil {
-		return err
-	}
-	if _, _, err := l.finalAt(size); err != nil {
-		return err
+	for _, st := range stamps {
+		if _, err := l.checkTimestamp(st.size, st.token); err != nil {
+			return err
+		}
+		if _, _, err := l.finalAt(st.size); err != nil {
+			return err
+		}
 	}
 	if !l.leader() {
 		return ErrNotLeader
@@ -97,37 +132,42 @@ func (l *Ledger) finalAt(size uint64) (uint64, []byte, error) {
 	return got, signed, err
 }
 
-// applyTimestamp stores a committed timestamp entry beside its final
-// checkpoint, keyed by the entry index so tokens keep commit order.
+// applyTimestamp stores the tokens of a committed timestamp entry beside
+// their final checkpoints, keyed by the entry index so the tokens of one
+// checkpoint keep commit order. A token that does not verify here is
+// skipped with an alarm, as on every honest replica.
 func (l *Ledger) applyTimestamp(e uint64, payload []byte) error {
-	size, token, err := parseTimestampPayload(payload)
+	stamps, err := parseTimestampPayload(payload)
 	if err != nil {
 		l.alarm("committed timestamp entry is malformed", "entry", e, "err", err)
 		return nil
 	}
-	if _, err := l.checkTimestamp(size, token); err != nil {
-		l.alarm("committed timestamp entry does not verify", "entry", e, "size", size, "err", err)
-		return nil
+	for _, st := range stamps {
+		if _, err := l.checkTimestamp(st.size, st.token); err != nil {
+			l.alarm("committed timestamp entry does not verify", "entry", e, "size", st.size, "err", err)
+			continue
+		}
+		_, signed, err := l.finalAt(st.size)
+		if errors.Is(err, ErrNotFound) {
+			l.alarm("committed timestamp entry for a checkpoint that is not final here", "entry", e, "size", st.size)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := l.st.PutCheckpoint(st.size, signed, store.KV{Key: store.TimestampKey(st.size, e), Value: st.token}); err != nil {
+			return fmt.Errorf("store timestamp for %d: %w", st.size, err)
+		}
+		l.cacheMu.Lock()
+		if l.final.size == st.size && l.final.token == nil {
+			l.final.token = st.token
+		}
+		if st.size >= l.stampedSize {
+			l.stampedSize, l.stampedAt = st.size, l.now()
+		}
+		l.cacheMu.Unlock()
 	}
-	_, signed, err := l.finalAt(size)
-	if errors.Is(err, ErrNotFound) {
-		l.alarm("committed timestamp entry for a checkpoint that is not final here", "entry", e, "size", size)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := l.st.PutCheckpoint(size, signed, store.KV{Key: store.TimestampKey(size, e), Value: token}); err != nil {
-		return fmt.Errorf("store timestamp for %d: %w", size, err)
-	}
-	l.cacheMu.Lock()
-	if l.final.size == size && l.final.token == nil {
-		l.final.token = token
-	}
-	l.stampedSize, l.stampedAt = size, l.now()
-	close(l.finalNotify)
-	l.finalNotify = make(chan struct{})
-	l.cacheMu.Unlock()
+	l.notifyApplied()
 	return nil
 }
 
@@ -191,48 +231,50 @@ func (l *Ledger) WaitTimestamp(ctx context.Context, index uint64) error {
 	}
 }
 
-// stampCheckpoints is the time service's goroutine: it stamps each new
-// final checkpoint, and the latest one again every restamp interval.
+// stampCheckpoints is the time service's goroutine. Every final
+// checkpoint gets a token, in order, in batches: a receipt uses the first
+// final checkpoint covering its record, so skipping one would leave its
+// records without trusted time. After downtime it stamps the backlog. On
+// an idle network the latest checkpoint is stamped again every restamp
+// interval.
 func (l *Ledger) stampCheckpoints(ctx context.Context) {
 	defer l.wg.Done()
+	next := l.lastStampedSize()
 	skewed := false
-	retry := time.Duration(0)
 	for {
 		l.cacheMu.RLock()
-		ch, size, signed := l.finalNotify, l.final.size, l.final.signed
+		ch, latest := l.finalNotify, l.final.size
 		stamped, at := l.stampedSize, l.stampedAt
 		l.cacheMu.RUnlock()
-		wait := time.Duration(-1)
-		switch {
-		case size == 0 || l.syncing():
-		case retry > 0:
-			wait, retry = retry, 0
-		case size != stamped:
-			wait = 0
-		default:
-			if wait = at.Add(l.restamp).Sub(l.now()); wait <= 0 {
-				wait = 0
+		var batch []stamp
+		var err error
+		if !l.syncing() {
+			batch, err = l.unstamped(next)
+			if err == nil && len(batch) == 0 && latest > 0 && latest == stamped && !l.now().Before(at.Add(l.restamp)) {
+				batch = []stamp{{size: latest}} // freshness
 			}
 		}
-		if wait != 0 {
-			var timer *time.Timer
-			var fire <-chan time.Time
-			if wait > 0 {
-				timer = time.NewTimer(wait)
-				fire = timer.C
+		wait := time.Duration(-1) // until the next final checkpoint
+		if err == nil && len(batch) > 0 {
+			err = l.stampBatch(ctx, batch)
+			if err == nil {
+				last := batch[len(batch)-1].size
+				next = max(next, last)
+				// Committed on the leader; this replica may apply it a
+				// moment later, and must not stamp the same tree again.
+				l.cacheMu.Lock()
+				if last >= l.stampedSize {
+					l.stampedSize, l.stampedAt = last, l.now()
+				}
+				l.cacheMu.Unlock()
+				if skewed {
+					l.log.Warn("time service clock agrees with its reference again; stamping resumed")
+					skewed = false
+				}
+				continue
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-ch:
-			case <-fire:
-			}
-			if timer != nil {
-				timer.Stop()
-			}
-			continue // look at the state again
 		}
-		if err := l.stampOnce(ctx, size, signed); err != nil {
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -240,38 +282,91 @@ func (l *Ledger) stampCheckpoints(ctx context.Context) {
 			if isSkew && !skewed {
 				l.alarm("time service refuses to stamp: its clock disagrees with its reference", "err", err)
 			} else if !isSkew {
-				l.log.Warn("checkpoint not stamped; retrying", "size", size, "err", err)
+				l.log.Warn("checkpoints not stamped; retrying", "err", err)
 			}
 			skewed = isSkew
-			retry = stampRetry
-			continue
+			wait = stampRetry
+		} else if latest > 0 && latest == stamped {
+			wait = max(at.Add(l.restamp).Sub(l.now()), time.Millisecond)
 		}
-		if skewed {
-			l.log.Warn("time service clock agrees with its reference again; stamping resumed")
-			skewed = false
+		var timer *time.Timer
+		var fire <-chan time.Time
+		if wait > 0 {
+			timer = time.NewTimer(wait)
+			fire = timer.C
 		}
-		l.cacheMu.Lock()
-		if l.stampedSize <= size {
-			l.stampedSize, l.stampedAt = size, l.now()
+		select {
+		case <-ctx.Done():
+		case <-ch:
+		case <-fire:
 		}
-		l.cacheMu.Unlock()
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
 	}
+}
+
+// lastStampedSize returns the largest tree size with a committed token.
+func (l *Ledger) lastStampedSize() uint64 {
+	key, _, err := l.st.LastWithPrefix(store.TimestampsPrefix())
+	if err != nil {
+		return 0
+	}
+	size, err := store.TimestampKeySize(key)
+	if err != nil {
+		return 0
+	}
+	return size
+}
+
+// unstamped returns up to maxStampBatch final checkpoints above size
+// after that have no token yet, in size order.
+func (l *Ledger) unstamped(after uint64) ([]stamp, error) {
+	var out []stamp
+	for len(out) < maxStampBatch {
+		size, _, err := l.st.CheckpointCovering(after)
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		tok, err := l.FirstToken(size)
+		if err != nil {
+			return nil, err
+		}
+		if tok == nil {
+			out = append(out, stamp{size: size})
+		}
+		after = size
+	}
+	return out, nil
 }
 
 // ErrClockSkew is how a Stamper reports that it refused because its clock
 // is off its reference (the node wraps tsa.ErrSkew in it).
 var ErrClockSkew = errors.New("ledger: time service clock is off its reference")
 
-func (l *Ledger) stampOnce(ctx context.Context, size uint64, signed []byte) error {
-	fin, err := checkpoint.Open(signed, l.versionFor(size).policy)
-	if err != nil {
-		return err
+// stampBatch stamps each checkpoint of batch and has the network commit
+// the tokens in one entry.
+func (l *Ledger) stampBatch(ctx context.Context, batch []stamp) error {
+	for i := range batch {
+		_, signed, err := l.finalAt(batch[i].size)
+		if err != nil {
+			return err
+		}
+		fin, err := checkpoint.Open(signed, l.versionFor(batch[i].size).policy)
+		if err != nil {
+			return err
+		}
+		if batch[i].token, err = l.stamper(ctx, fin.Checkpoint.Body()); err != nil {
+			return err
+		}
 	}
-	token, err := l.stamper(ctx, fin.Checkpoint.Body())
-	if err != nil {
-		return err
-	}
-	payload := timestampPayload(size, token)
+	payload := timestampPayload(batch)
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if l.sendTimestamp == nil {

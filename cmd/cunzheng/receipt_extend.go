@@ -108,7 +108,7 @@ func (a *app) extendReceipt(ctx context.Context, cl *client.Client, o receiptRef
 	}
 	x := res.Extended
 	fmt.Fprintf(a.stdout, "extended record %s, wrote %s\n", res.RecordID, target)
-	fmt.Fprintf(a.stdout, "  tree of size %d → final tree of size %d (consistency proof of %d hashes), signed by %s\n",
+	fmt.Fprintf(a.stdout, "  tree of size %d → final tree of size %d (consistency proof: %d hash(es)), signed by %s\n",
 		c1, x.TreeSize, len(hashes), strings.Join(x.Signers, ", "))
 	if res.Manifest.Sequence > old.Manifest.Sequence {
 		fmt.Fprintf(a.stdout, "  manifest chain now runs to version %d, in force at the newer checkpoint\n", res.Manifest.Sequence)

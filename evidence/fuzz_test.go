@@ -143,6 +143,8 @@ func FuzzParseReceipt(f *testing.F) {
 	f.Add(r.Marshal())
 	r.Opening, r.Timestamps = nil, nil
 	f.Add(r.Marshal())
+	r.Extension = mustMarshal(f, testExtension().Marshal)
+	f.Add(r.Marshal())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := evidence.ParseReceipt(data)
 		if err != nil {

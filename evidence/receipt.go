@@ -31,6 +31,7 @@ const MaxReceiptSize = 1 << 20
 //	leaf <base64 canonical leaf>
 //	committed <log index>                    (a committed receipt only; see below)
 //	timestamp <base64 RFC 3161 token>        (zero or more; over SHA-256 of the proof's checkpoint body)
+//	extension <base64 canonical Extension>   (optional; an upgrade to a newer final checkpoint, see below)
 //	<blank line>
 //	<C2SP tlog-proof@v1 text, verbatim, to the end of the file>
 //
@@ -38,6 +39,14 @@ const MaxReceiptSize = 1 << 20
 // and durable but no final checkpoint covered it within the deadline: it
 // names the index and has no proof and no token; `cunzheng receipt refresh`
 // turns it into a final one.
+//
+// An extended receipt is a final one that `cunzheng receipt refresh
+// --extend` upgraded to a newer final checkpoint: the extension line
+// carries that checkpoint, a consistency proof from the embedded proof's
+// tree to it, and tokens over it (see Extension). The proof, its
+// checkpoint and the timestamp lines stay exactly as issued; the manifest
+// lines then run up to the version in force at the newer checkpoint. A
+// committed receipt never has an extension.
 type Receipt struct {
 	Network    Fingerprint
 	Manifests  [][]byte
@@ -49,6 +58,9 @@ type Receipt struct {
 	// Committed is set in a committed receipt: the record's log index,
 	// with no proof yet.
 	Committed *uint64
+	// Extension is the canonical Extension, nil when the receipt is not
+	// extended.
+	Extension []byte
 }
 
 // RecordID is the human record number (存证编号): the network's short
@@ -76,6 +88,9 @@ func (r *Receipt) Marshal() []byte {
 	}
 	for _, t := range r.Timestamps {
 		b.WriteString("timestamp " + enc(t) + "\n")
+	}
+	if r.Extension != nil {
+		b.WriteString("extension " + enc(r.Extension) + "\n")
 	}
 	b.WriteString("\n")
 	b.Write(r.Proof)
@@ -173,17 +188,25 @@ func ParseReceipt(data []byte) (*Receipt, error) {
 		}
 		r.Timestamps = append(r.Timestamps, t)
 	}
+	if r.Extension, _, err = field("extension"); err != nil {
+		return nil, err
+	}
 	if i != len(lines) {
 		return nil, fmt.Errorf("%w: receipt line %d is unexpected: %.40q", ErrMalformed, i+1, lines[i])
 	}
 	if r.Committed != nil {
-		if len(proof) != 0 || len(r.Timestamps) != 0 {
-			return nil, fmt.Errorf("%w: a committed receipt carries no proof and no timestamp", ErrMalformed)
+		if len(proof) != 0 || len(r.Timestamps) != 0 || r.Extension != nil {
+			return nil, fmt.Errorf("%w: a committed receipt carries no proof, no timestamp and no extension", ErrMalformed)
 		}
 		return r, nil
 	}
 	if _, err := checkpoint.ParseProof(proof); err != nil {
 		return nil, fmt.Errorf("receipt proof: %w", err)
+	}
+	if r.Extension != nil {
+		if _, err := ParseExtension(r.Extension); err != nil {
+			return nil, fmt.Errorf("receipt extension: %w", err)
+		}
 	}
 	return r, nil
 }

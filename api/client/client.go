@@ -203,6 +203,17 @@ func (c *Client) Consistency(ctx context.Context, oldSize, newSize uint64) (*api
 	return &out, nil
 }
 
+// Timestamps fetches the latest final checkpoint and the RFC 3161 tokens
+// over it (the first, then any re-stamps); an empty list when the time
+// service has not stamped it yet or the network has none.
+func (c *Client) Timestamps(ctx context.Context) (*api.TimestampsResponse, error) {
+	var out api.TimestampsResponse
+	if err := c.getJSON(ctx, "/v1/timestamps", &out); err != nil {
+		return nil, fmt.Errorf("timestamps: %w", err)
+	}
+	return &out, nil
+}
+
 // Status describes the node.
 func (c *Client) Status(ctx context.Context) (*api.StatusResponse, error) {
 	var out api.StatusResponse

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -54,6 +55,13 @@ checked without cunzheng:
                              certificates between it and the signing one
   genesis.json, manifest-vN.json
                              the manifest chain, as manifest files
+  newer-checkpoint.note, newer-checkpoint.txt, consistency-proof.txt,
+  newer-token.der            for an extended receipt: the newer checkpoint
+                             as signed and its body, the RFC 6962
+                             consistency proof (base64 hashes, one a line)
+                             from the tree of checkpoint.txt to it, and the
+                             token over newer-checkpoint.txt (when there is
+                             one)
 
 and print the openssl ts -verify command that checks the token over
 checkpoint.txt. Once the time service's certificate has expired, openssl
@@ -130,6 +138,21 @@ func (a *app) exportReceipt(o receiptExportOptions) error {
 		files = append(files, exportFile{"opening.bin", rc.Opening})
 	}
 	files = append(files, exportFile{"tlog-proof.txt", rc.Proof}, exportFile{"checkpoint.txt", []byte(res.Checkpoint)})
+	if rc.Extension != nil {
+		ext, err := evidence.ParseExtension(rc.Extension)
+		if err != nil {
+			return fmt.Errorf("receipt extension: %w", err)
+		}
+		var proof strings.Builder
+		for _, h := range ext.Consistency {
+			proof.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")
+		}
+		files = append(files, exportFile{"newer-checkpoint.note", ext.Checkpoint}, exportFile{"newer-checkpoint.txt", []byte(res.Extended.Checkpoint)},
+			exportFile{"consistency-proof.txt", []byte(proof.String())})
+		if len(ext.Timestamps) > 0 {
+			files = append(files, exportFile{"newer-token.der", ext.Timestamps[0]})
+		}
+	}
 	for i, canon := range rc.Manifests {
 		m, err := evidence.ParseManifest(canon)
 		if err != nil {
@@ -196,7 +219,7 @@ func (p *opensslPlan) command() string {
 func planOpenSSL(rc *evidence.Receipt, res *verify.Result, dir string, now time.Time) (*opensslPlan, error) {
 	var token []byte
 	for _, t := range rc.Timestamps {
-		if got, err := evidence.VerifyToken(t, []byte(res.Checkpoint), res.Manifest); err == nil && *got == *res.Timestamp {
+		if got, err := evidence.VerifyToken(t, []byte(res.Checkpoint), res.CheckpointManifest); err == nil && *got == *res.Timestamp {
 			token = t
 			break
 		}
@@ -205,14 +228,14 @@ func planOpenSSL(rc *evidence.Receipt, res *verify.Result, dir string, now time.
 		return nil, errors.New("the receipt's earliest timestamp token is not among its tokens (verifier changed underfoot?)")
 	}
 	var member *evidence.Member
-	for _, m := range res.Manifest.TimeServices() {
+	for _, m := range res.CheckpointManifest.TimeServices() {
 		if m.Name == res.Timestamp.Authority {
 			member = &m
 			break
 		}
 	}
 	if member == nil {
-		return nil, fmt.Errorf("time service %q is not in the manifest in force", res.Timestamp.Authority)
+		return nil, fmt.Errorf("time service %q is not in manifest version %d", res.Timestamp.Authority, res.CheckpointManifest.Sequence)
 	}
 	certs := make([]*x509.Certificate, len(member.TSACerts))
 	for i, der := range member.TSACerts {
@@ -327,6 +350,7 @@ func checkDetail(res *verify.Result, name string) string {
 
 type receiptRefreshOptions struct {
 	receipt, nodeURL, genesis, out string
+	extend                         bool
 }
 
 // exitPending is receipt refresh's exit code when the node has nothing
@@ -336,8 +360,8 @@ const exitPending = 3
 func (a *app) receiptRefreshCommand() *cobra.Command {
 	var o receiptRefreshOptions
 	c := &cobra.Command{
-		Use:   "refresh --receipt R --node URL [--genesis FP] [--out FILE]",
-		Short: "Turn a committed receipt into a final one, or add its timestamp token",
+		Use:   "refresh --receipt R --node URL [--genesis FP] [--out FILE] [--extend]",
+		Short: "Turn a committed receipt into a final one, add its timestamp token, or extend it to a newer checkpoint",
 		Long: `Fetch the current receipt of a record whose receipt is committed (no final
 checkpoint yet) or final without a timestamp token. The receipt's own
 Submission is sent again to the node (POST /v1/submissions); the network
@@ -349,12 +373,22 @@ it, the network the receipt names), the node must serve that network, and
 the new receipt must be for the same record (same index, same leaf).
 It is then written to --out, or replaces R atomically.
 
-Upgrading a final receipt to a newer checkpoint with a consistency proof is
-not done here (a possible later extension).
+With --extend, a receipt that is already complete (final and timestamped,
+or final in a network without a time service) is extended instead: the
+node's latest final checkpoint, its first timestamp token (when it has
+one yet), the consistency proof from the tree of the receipt's own
+checkpoint to it, and the manifest chain up to the version in force there
+go into the receipt's extension line. The receipt's proof, checkpoint and
+original token stay as issued, and its time claim stays the original
+token's; an existing extension is replaced, always extending from the
+receipt's own checkpoint. Extending is never automatic: it changes a
+receipt that already proves what it should. A receipt that is not yet
+complete is refreshed as without --extend; run again to extend it.
 
-Exit codes: 0 refreshed, or nothing to refresh; 1 failed or refused;
-2 usage error; 3 the node has nothing newer yet (still committed, or still
-no token): nothing written, try again later.`,
+Exit codes: 0 refreshed or extended, or nothing to refresh; 1 failed or
+refused; 2 usage error; 3 the node has nothing newer yet (still committed,
+still no token, or no checkpoint newer than the receipt's): nothing
+written, try again later.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlags(cmd, "receipt", "node"); err != nil {
@@ -368,6 +402,7 @@ no token): nothing written, try again later.`,
 	f.StringVar(&o.nodeURL, "node", "", "node URL")
 	f.StringVar(&o.genesis, "genesis", "", "pinned genesis fingerprint (64 hex digits)")
 	f.StringVar(&o.out, "out", "", "write the new receipt here instead of replacing R")
+	f.BoolVar(&o.extend, "extend", false, "extend a complete receipt to the node's latest final checkpoint")
 	return c
 }
 
@@ -392,7 +427,10 @@ func (a *app) refreshReceipt(ctx context.Context, o receiptRefreshOptions) error
 	if _, _, err := nodeManifest(ctx, cl, &pinned); err != nil {
 		return err
 	}
+	complete := old.Verdict == verify.Verified && (old.Timestamp != nil || len(old.Manifest.TimeServices()) == 0)
 	switch {
+	case complete && o.extend:
+		return a.extendReceipt(ctx, cl, o, rc, old, pinned)
 	case old.Verdict == verify.Committed:
 	case old.Verdict == verify.Verified && old.Timestamp != nil:
 		fmt.Fprintf(a.stdout, "%s is final and timestamped (存证时间 %s): nothing to refresh\n", o.receipt, formatTime(old.Timestamp.Time))
@@ -439,6 +477,26 @@ func (a *app) refreshReceipt(ctx context.Context, o receiptRefreshOptions) error
 		fmt.Fprintf(a.stdout, "record %s is %s; %s is unchanged, try again later\n", res.RecordID, what, o.receipt)
 		return &exitError{code: exitPending}
 	}
+	target, err := writeReceipt(o, receipt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "refreshed record %s, wrote %s\n", res.RecordID, target)
+	for _, c := range changes {
+		fmt.Fprintf(a.stdout, "  %s\n", c)
+	}
+	if res.Timestamp == nil && len(res.Manifest.TimeServices()) > 0 {
+		fmt.Fprintln(a.stdout, "  no timestamp token yet: refresh again later to add it")
+	}
+	if o.extend {
+		fmt.Fprintln(a.stdout, "  not extended: the receipt was not complete; refresh --extend again to extend it")
+	}
+	return nil
+}
+
+// writeReceipt writes a refreshed receipt to --out, or atomically over
+// --receipt, keeping its permissions, and returns the path written.
+func writeReceipt(o receiptRefreshOptions, receipt []byte) (string, error) {
 	target := o.out
 	if target == "" {
 		target = o.receipt
@@ -448,14 +506,7 @@ func (a *app) refreshReceipt(ctx context.Context, o receiptRefreshOptions) error
 		perm = fi.Mode().Perm()
 	}
 	if err := writeFileAtomic(target, receipt, perm); err != nil {
-		return fmt.Errorf("write %s: %w", target, err)
+		return "", fmt.Errorf("write %s: %w", target, err)
 	}
-	fmt.Fprintf(a.stdout, "refreshed record %s, wrote %s\n", res.RecordID, target)
-	for _, c := range changes {
-		fmt.Fprintf(a.stdout, "  %s\n", c)
-	}
-	if res.Timestamp == nil && len(res.Manifest.TimeServices()) > 0 {
-		fmt.Fprintln(a.stdout, "  no timestamp token yet: refresh again later to add it")
-	}
-	return nil
+	return target, nil
 }

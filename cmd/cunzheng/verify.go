@@ -208,6 +208,9 @@ func printResult(w io.Writer, r *verify.Result) {
 		fmt.Fprintf(w, "block height %d\n", r.Height)
 		printTimes(w, r)
 		fmt.Fprintf(w, "signers      %s\n", strings.Join(r.Signers, ", "))
+		if x := r.Extended; x != nil {
+			fmt.Fprintf(w, "extended     to the final tree of size %d, signed by %s\n", x.TreeSize, strings.Join(x.Signers, ", "))
+		}
 		fmt.Fprintf(w, "digest       %s\n", r.Digest)
 		if r.Kind != "" {
 			fmt.Fprintf(w, "evidence     %s, %d bytes\n", r.Kind, r.Size)

@@ -179,11 +179,16 @@ func roleZH(r evidence.Role) string {
 }
 
 // signerLines names the institutions whose signatures made the checkpoint
-// final, with their roles from the manifest in force.
+// final, with their roles from the manifest version it met (in an extended
+// receipt, possibly earlier than the version in force).
 func signerLines(res *verify.Result, zh bool) []string {
 	roles := map[string]evidence.Role{}
-	if res.Manifest != nil {
-		for _, m := range res.Manifest.Members {
+	m := res.CheckpointManifest
+	if m == nil {
+		m = res.Manifest
+	}
+	if m != nil {
+		for _, m := range m.Members {
 			roles[m.Name] = m.Role
 		}
 	}

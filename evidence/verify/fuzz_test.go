@@ -16,6 +16,9 @@ func FuzzReceipt(f *testing.F) {
 	f.Add(good.Marshal())
 	good.Opening = nil
 	f.Add(good.Marshal())
+	ext := extend(f, nw.receiptAt(f, 3, 4, sign(f, nw.treeAt(f, 4), nw.signer)), &evidence.Extension{
+		Checkpoint: nw.signedCheck, Consistency: nw.consistency(f, 4, 5)})
+	f.Add(ext.Marshal())
 	digest := sha(nw.files[3])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		res := verify.Receipt(data, digest, nw.fp)

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -33,6 +34,7 @@ const (
 	CheckInclusion  = "inclusion proof"
 	CheckCheckpoint = "checkpoint signatures vs policy"
 	CheckTimestamp  = "timestamp token"
+	CheckExtension  = "consistency to newer checkpoint"
 )
 
 // Check is one named step of a verification.
@@ -80,10 +82,32 @@ type Result struct {
 	// Timestamp is what the earliest RFC 3161 token says (nil when the
 	// receipt has none): the evidence existed, unchanged, no later than
 	// Timestamp.Time.
-	Timestamp  *evidence.Token      `json:"timestamp,omitempty"`
+	Timestamp *evidence.Token `json:"timestamp,omitempty"`
+	// Extended describes the newer final checkpoint an extended receipt
+	// was upgraded to; nil when the receipt is not extended.
+	Extended   *Extension           `json:"extended,omitempty"`
 	Opening    *evidence.Opening    `json:"-"`
 	Submission *evidence.Submission `json:"-"`
-	Manifest   *evidence.Manifest   `json:"-"`
+	// Manifest is the version in force: the last of the receipt's chain.
+	Manifest *evidence.Manifest `json:"-"`
+	// CheckpointManifest is the version whose policy Checkpoint met and
+	// whose time services Timestamp was checked against: Manifest, except
+	// in an extended receipt whose checkpoint was signed under an earlier
+	// version.
+	CheckpointManifest *evidence.Manifest `json:"-"`
+}
+
+// Extension is what an extended receipt adds: a newer final checkpoint
+// whose tree extends the tree of the receipt's own checkpoint.
+type Extension struct {
+	TreeSize   int64    `json:"tree_size"`
+	Checkpoint string   `json:"checkpoint"` // body text
+	Signers    []string `json:"signers,omitempty"`
+	Witnesses  []string `json:"witnesses,omitempty"`
+	// Timestamp is the earliest token over Checkpoint, if any. It is not
+	// the receipt's time claim: Result.Timestamp, over the older
+	// checkpoint, is earlier.
+	Timestamp *evidence.Token `json:"timestamp,omitempty"`
 }
 
 // OK reports whether the verdict is Verified.
@@ -126,12 +150,16 @@ var errMismatch = errors.New("mismatch")
 // evidence file and the pinned genesis fingerprint.
 func Receipt(receipt []byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Result {
 	r := &run{res: &Result{Network: pinned.String()}}
-	all := []string{CheckManifest, CheckSignature, CheckOpening, CheckLeaf, CheckDigest, CheckInclusion, CheckCheckpoint, CheckTimestamp}
+	all := []string{CheckManifest, CheckSignature, CheckOpening, CheckLeaf, CheckDigest, CheckInclusion, CheckCheckpoint, CheckTimestamp, CheckExtension}
 	rc, err := evidence.ParseReceipt(receipt)
 	if !r.step(CheckFormat, err, evidence.ReceiptHeader) {
 		return r.fail(Invalid, all...)
 	}
-	m, err := manifestChain(rc.Network, rc.Manifests, pinned)
+	versions, err := manifestChain(rc.Network, rc.Manifests, pinned)
+	var m *evidence.Manifest
+	if err == nil {
+		m = versions[len(versions)-1]
+	}
 	if !r.step(CheckManifest, err, manifestDetail(m, pinned)) {
 		return r.fail(Invalid, all[1:]...)
 	}
@@ -169,18 +197,42 @@ func Receipt(receipt []byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Re
 		r.res.Index, r.res.RecordID = int64(*rc.Committed), evidence.RecordID(pinned, int64(*rc.Committed))
 		pending := fmt.Sprintf("committed at index %d, not yet final: run `cunzheng receipt refresh` for the final receipt", *rc.Committed)
 		r.res.Checks = append(r.res.Checks,
-			Check{Name: CheckInclusion, Detail: pending}, Check{Name: CheckCheckpoint, Detail: pending}, Check{Name: CheckTimestamp, Detail: pending})
+			Check{Name: CheckInclusion, Detail: pending}, Check{Name: CheckCheckpoint, Detail: pending}, Check{Name: CheckTimestamp, Detail: pending},
+			Check{Name: CheckExtension, OK: true, Detail: "none"})
 		r.res.Verdict = Committed
 		if !digestOK {
 			r.res.Verdict = Mismatch
 		}
 		return r.res
 	}
-	if !proofChecks(r, rc.Leaf, rc.Proof, m, pinned) {
-		r.skip(CheckTimestamp)
+	// Only the version in force may have signed the checkpoint of a
+	// receipt that is not extended. An extended receipt's checkpoint may
+	// have been signed under any version of its chain: the chain has moved
+	// on since it was issued. That is sound because the consistency proof
+	// binds the older checkpoint's root to the newer checkpoint's tree, and
+	// the newer checkpoint must meet the policy of the version in force:
+	// the record's inclusion then holds in a tree the current institutions
+	// signed, whoever signed the older one, and the older one's tokens
+	// still date a tree that the current one extends.
+	candidates := []*evidence.Manifest{m}
+	if rc.Extension != nil {
+		candidates = slices.Clone(versions)
+		slices.Reverse(candidates)
+	}
+	c1, met := proofChecks(r, rc.Leaf, rc.Proof, candidates, pinned)
+	if c1 == nil {
+		r.skip(CheckTimestamp, CheckExtension)
 		return r.res
 	}
-	if !r.step(CheckTimestamp, timestampChecks(r.res, rc.Timestamps, m), timestampDetail(r.res.Timestamp, m)) {
+	r.res.CheckpointManifest = met
+	if !r.step(CheckTimestamp, timestampChecks(r.res, rc.Timestamps, met), timestampDetail(r.res.Timestamp, met)) {
+		r.res.Verdict = Invalid
+		r.skip(CheckExtension)
+		return r.res
+	}
+	if rc.Extension == nil {
+		r.step(CheckExtension, nil, "none")
+	} else if !r.step(CheckExtension, extensionChecks(r.res, rc.Extension, c1.Checkpoint, m), extensionDetail(r.res.Extended, m)) {
 		r.res.Verdict = Invalid
 		return r.res
 	}
@@ -224,7 +276,11 @@ func timestampDetail(tok *evidence.Token, m *evidence.Manifest) string {
 // at genesis. Nothing about the submitter is involved.
 func Lookup(leafBytes, proof []byte, manifests [][]byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Result {
 	r := &run{res: &Result{Network: pinned.String()}}
-	m, err := manifestChain(pinned, manifests, pinned)
+	versions, err := manifestChain(pinned, manifests, pinned)
+	var m *evidence.Manifest
+	if err == nil {
+		m = versions[len(versions)-1]
+	}
 	if !r.step(CheckManifest, err, manifestDetail(m, pinned)) {
 		return r.fail(Invalid, CheckLeaf, CheckDigest, CheckInclusion, CheckCheckpoint)
 	}
@@ -242,7 +298,7 @@ func Lookup(leafBytes, proof []byte, manifests [][]byte, fileSHA256 []byte, pinn
 		derr = fmt.Errorf("%w: file sha256 %x, leaf preserves %x", errMismatch, fileSHA256, leaf.Digests[0].Value)
 	}
 	digestOK := r.step(CheckDigest, derr, "file sha256 "+hex.EncodeToString(leaf.Digests[0].Value))
-	if !proofChecks(r, leafBytes, proof, m, pinned) {
+	if fin, _ := proofChecks(r, leafBytes, proof, []*evidence.Manifest{m}, pinned); fin == nil {
 		return r.res
 	}
 	if !digestOK {
@@ -254,8 +310,10 @@ func Lookup(leafBytes, proof []byte, manifests [][]byte, fileSHA256 []byte, pinn
 }
 
 // proofChecks runs the inclusion and checkpoint checks, setting an Invalid
-// verdict on failure.
-func proofChecks(r *run, leafBytes, proofText []byte, m *evidence.Manifest, pinned evidence.Fingerprint) bool {
+// verdict on failure. The checkpoint must meet the policy of one of the
+// candidate manifest versions, tried in order; it returns the checkpoint
+// and the version it met, or nil on failure.
+func proofChecks(r *run, leafBytes, proofText []byte, candidates []*evidence.Manifest, pinned evidence.Fingerprint) (*checkpoint.Final, *evidence.Manifest) {
 	p, err := checkpoint.ParseProof(proofText)
 	if err == nil && p.Extra != nil {
 		err = errors.New("proof carries unauthenticated extra data")
@@ -263,19 +321,9 @@ func proofChecks(r *run, leafBytes, proofText []byte, m *evidence.Manifest, pinn
 	if err != nil {
 		r.step(CheckInclusion, err, "")
 		r.fail(Invalid, CheckCheckpoint)
-		return false
+		return nil, nil
 	}
-	policy, err := m.Policy()
-	var fin *checkpoint.Final
-	if err == nil {
-		fin, err = checkpoint.Open(p.Checkpoint, policy)
-	}
-	if err == nil && len(fin.Note.UnverifiedSigs) > 0 {
-		// Signatures by keys outside the manifest prove nothing and would
-		// let bytes of the proof change unnoticed.
-		err = fmt.Errorf("checkpoint carries %d signature(s) by keys not in the manifest", len(fin.Note.UnverifiedSigs))
-		fin = nil
-	}
+	fin, m, err := openCheckpoint(p.Checkpoint, candidates)
 	// The inclusion proof is checked against the checkpoint's tree, so the
 	// checkpoint must parse first; its signatures are reported second.
 	var body checkpoint.Checkpoint
@@ -298,9 +346,9 @@ func proofChecks(r *run, leafBytes, proofText []byte, m *evidence.Manifest, pinn
 	r.res.RecordID = evidence.RecordID(pinned, p.Index)
 	detail := ""
 	if fin != nil {
-		detail = fmt.Sprintf("%d of %d required institutions signed: %v", len(fin.Signers), m.Threshold, fin.Signers)
-		if len(fin.Witnesses) > 0 {
-			detail += fmt.Sprintf("; witnesses cosigned: %v", fin.Witnesses)
+		detail = signersDetail(fin, m)
+		if m != candidates[0] {
+			detail += fmt.Sprintf(" (under manifest version %d, in force when it was signed)", m.Sequence)
 		}
 		r.res.Signers, r.res.Witnesses = fin.Signers, fin.Witnesses
 		r.res.Checkpoint = string(fin.Checkpoint.Body())
@@ -308,9 +356,94 @@ func proofChecks(r *run, leafBytes, proofText []byte, m *evidence.Manifest, pinn
 	cpOK := r.step(CheckCheckpoint, err, detail)
 	if !inclOK || !cpOK {
 		r.res.Verdict = Invalid
-		return false
+		return nil, nil
 	}
-	return true
+	return fin, m
+}
+
+func signersDetail(fin *checkpoint.Final, m *evidence.Manifest) string {
+	d := fmt.Sprintf("%d of %d required institutions signed: %v", len(fin.Signers), m.Threshold, fin.Signers)
+	if len(fin.Witnesses) > 0 {
+		d += fmt.Sprintf("; witnesses cosigned: %v", fin.Witnesses)
+	}
+	return d
+}
+
+// openCheckpoint opens a signed checkpoint under the policy of the first
+// candidate manifest version it meets. Signatures by keys outside that
+// version are refused: they prove nothing and would let bytes of the proof
+// change unnoticed.
+func openCheckpoint(signed []byte, candidates []*evidence.Manifest) (*checkpoint.Final, *evidence.Manifest, error) {
+	var first error
+	for _, m := range candidates {
+		policy, err := m.Policy()
+		var fin *checkpoint.Final
+		if err == nil {
+			fin, err = checkpoint.Open(signed, policy)
+		}
+		if err == nil && len(fin.Note.UnverifiedSigs) > 0 {
+			err = fmt.Errorf("checkpoint carries %d signature(s) by keys not in the manifest", len(fin.Note.UnverifiedSigs))
+		}
+		if err == nil {
+			return fin, m, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if len(candidates) > 1 {
+		return nil, nil, fmt.Errorf("%w (nor under any earlier manifest version)", first)
+	}
+	return nil, nil, first
+}
+
+// extensionChecks checks an extended receipt's upgrade from the tree of
+// its checkpoint c1: the newer checkpoint is final under m, the version in
+// force; its tree is larger and extends c1's (RFC 6962 consistency proof);
+// and every token over it verifies under m.
+func extensionChecks(res *Result, enc []byte, c1 checkpoint.Checkpoint, m *evidence.Manifest) error {
+	e, err := evidence.ParseExtension(enc)
+	if err != nil {
+		return err
+	}
+	fin, _, err := openCheckpoint(e.Checkpoint, []*evidence.Manifest{m})
+	if err != nil {
+		return fmt.Errorf("newer checkpoint: %w", err)
+	}
+	if fin.Size <= c1.Size {
+		return fmt.Errorf("newer checkpoint's tree of size %d is not larger than the proof's tree of size %d", fin.Size, c1.Size)
+	}
+	if err := tlog.CheckTree(e.Consistency, fin.Size, fin.Root, c1.Size, c1.Root); err != nil {
+		return fmt.Errorf("the tree of size %d does not extend the proof's tree of size %d: %v", fin.Size, c1.Size, err)
+	}
+	x := &Extension{TreeSize: fin.Size, Checkpoint: string(fin.Checkpoint.Body()), Signers: fin.Signers, Witnesses: fin.Witnesses}
+	for i, t := range e.Timestamps {
+		tok, err := evidence.VerifyToken(t, fin.Checkpoint.Body(), m)
+		if err != nil {
+			return fmt.Errorf("newer checkpoint's token %d: %w", i+1, err)
+		}
+		if x.Timestamp == nil || tok.Time.Before(x.Timestamp.Time) {
+			x.Timestamp = tok
+		}
+	}
+	res.Extended = x
+	return nil
+}
+
+func extensionDetail(x *Extension, m *evidence.Manifest) string {
+	if x == nil {
+		return ""
+	}
+	d := fmt.Sprintf("extends to the final tree of size %d; %d of %d required institutions signed: %v",
+		x.TreeSize, len(x.Signers), m.Threshold, x.Signers)
+	if len(x.Witnesses) > 0 {
+		d += fmt.Sprintf("; witnesses cosigned: %v", x.Witnesses)
+	}
+	if x.Timestamp != nil {
+		d += fmt.Sprintf("; stamped %s (UTC), token serial %s by %s",
+			x.Timestamp.Time.Format("2006-01-02 15:04:05"), x.Timestamp.Serial, x.Timestamp.Authority)
+	}
+	return d
 }
 
 // parseUnsignedBody extracts the body of a signed note without verifying it,
@@ -325,9 +458,9 @@ func parseUnsignedBody(signed []byte) (checkpoint.Checkpoint, error) {
 
 // manifestChain checks that manifests start at the pinned genesis, that
 // each update is valid under the version before it (evidence.
-// CheckManifestChain, the rule the ledger applies), and returns the
-// manifest in force: the last one, against which the checkpoint is checked.
-func manifestChain(claimed evidence.Fingerprint, manifests [][]byte, pinned evidence.Fingerprint) (*evidence.Manifest, error) {
+// CheckManifestChain, the rule the ledger applies), and returns every
+// version, genesis first; the last is the one in force.
+func manifestChain(claimed evidence.Fingerprint, manifests [][]byte, pinned evidence.Fingerprint) ([]*evidence.Manifest, error) {
 	if claimed != pinned {
 		return nil, fmt.Errorf("receipt is for network %s, not the pinned genesis %s", claimed, pinned)
 	}
@@ -338,7 +471,11 @@ func manifestChain(claimed evidence.Fingerprint, manifests [][]byte, pinned evid
 	if err != nil {
 		return nil, err
 	}
-	return chain[len(chain)-1].Manifest, nil
+	out := make([]*evidence.Manifest, len(chain))
+	for i, e := range chain {
+		out[i] = e.Manifest
+	}
+	return out, nil
 }
 
 func manifestDetail(m *evidence.Manifest, pinned evidence.Fingerprint) string {

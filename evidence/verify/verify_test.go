@@ -19,6 +19,7 @@ import (
 
 	"github.com/cunzheng/cunzheng/chain/checkpoint"
 	"github.com/cunzheng/cunzheng/evidence"
+	"github.com/cunzheng/cunzheng/evidence/tsa"
 	"github.com/cunzheng/cunzheng/evidence/verify"
 )
 
@@ -30,6 +31,7 @@ type network struct {
 	manifest    []byte
 	fp          evidence.Fingerprint
 	signer      note.Signer
+	signers     []note.Signer // every voting member's, signer first
 	files       [][]byte
 	subs        [][]byte
 	openings    [][]byte
@@ -43,6 +45,13 @@ type network struct {
 }
 
 func newNetwork(t testing.TB, name string, n int) *network {
+	t.Helper()
+	return newNetworkWith(t, name, n, nil)
+}
+
+// newNetworkWith is newNetwork with the time service ta (when not nil) as a
+// second, non-voting member.
+func newNetworkWith(t testing.TB, name string, n int, ta *tsa.Authority) *network {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, "court-a."+name)
 	if err != nil {
@@ -63,7 +72,17 @@ func newNetwork(t testing.TB, name string, n int) *network {
 		Threshold: 1,
 		CreatedAt: 1767225600000,
 	}
-	nw := &network{signer: signer, hashes: map[int64]tlog.Hash{}, m: m, admin: adminKey}
+	signers := []note.Signer{signer}
+	if ta != nil {
+		tskey, tvkey, _ := note.GenerateKey(rand.Reader, "tsc."+name)
+		tsigner, _ := note.NewSigner(tskey)
+		signers = append(signers, tsigner)
+		tadmin, _, _ := ed25519.GenerateKey(rand.Reader)
+		m.Members = append(m.Members, evidence.Member{Name: "tsc." + name, Role: evidence.RoleTimeService, RaftID: 2,
+			NoteKey: tvkey, AdminKey: tadmin, TSACerts: ta.CertChain()})
+		m.Threshold = 2
+	}
+	nw := &network{signer: signer, signers: signers, hashes: map[int64]tlog.Hash{}, m: m, admin: adminKey}
 	if nw.manifest, err = m.Marshal(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +125,7 @@ func newNetwork(t testing.TB, name string, n int) *network {
 	if nw.root, err = tlog.TreeHash(nw.size, nw.reader()); err != nil {
 		t.Fatal(err)
 	}
-	nw.signedCheck, err = checkpoint.Sign(checkpoint.Checkpoint{Origin: m.Origin, Size: nw.size, Root: nw.root}, signer)
+	nw.signedCheck, err = checkpoint.Sign(checkpoint.Checkpoint{Origin: m.Origin, Size: nw.size, Root: nw.root}, signers...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +193,7 @@ func wantVerdict(t *testing.T, res *verify.Result, v verify.Verdict, failing str
 }
 
 var allChecks = []string{verify.CheckFormat, verify.CheckManifest, verify.CheckSignature, verify.CheckOpening,
-	verify.CheckLeaf, verify.CheckDigest, verify.CheckInclusion, verify.CheckCheckpoint, verify.CheckTimestamp}
+	verify.CheckLeaf, verify.CheckDigest, verify.CheckInclusion, verify.CheckCheckpoint, verify.CheckTimestamp, verify.CheckExtension}
 
 func TestReceiptVerified(t *testing.T) {
 	nw := newNetwork(t, "court.example", 20)

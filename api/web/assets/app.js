@@ -46,7 +46,8 @@
       'check.receipt format': '回执格式', 'check.manifest': '网络清单', 'check.digest matches': '哈希值一致',
       'check.submission signature': '提交签名', 'check.metadata opening': '元数据披露', 'check.leaf': '叶子记录',
       'check.inclusion proof': '包含证明', 'check.checkpoint signatures vs policy': '检查点签名与策略',
-      'check.timestamp token': '可信时间戳'
+      'check.timestamp token': '可信时间戳', 'check.consistency to newer checkpoint': '与更新检查点的一致性',
+      extended: '已延伸至更新的最终检查点', treesize: '树大小'
     },
     en: {
       title: 'Evidence verification', skip: 'Skip to file selection', 'network.h': 'Trusted network', 'network.origin': 'Network',
@@ -73,6 +74,7 @@
       signers: 'Signing institutions', digest: 'Digest (SHA-256)', network: 'Network fingerprint', kind: 'Kind and size',
       filename: 'File name', caseref: 'Case reference', titlef: 'Title', url: 'URL', records: 'Records',
       checks: 'Checks', pass: 'pass', fail: 'FAIL', skipped: 'not checked', pending: 'pending',
+      extended: 'Extended to a newer final checkpoint', treesize: 'tree size',
       hashing: 'Hashing the file\u2026', looking: 'Asking the node\u2026', verifying: 'Verifying the proof\u2026',
       loading: 'Loading the verifier\u2026', needreceipt: 'Choose the receipt file too.', needfile: 'Choose the evidence file.',
       neterr: 'Cannot reach the node: ', err: 'Error: ', bytes: 'bytes', elapsed: 'time taken'
@@ -282,6 +284,10 @@
       [t('signers'), (res.signers || []).join(lang === 'zh' ? '、' : ', ')],
       [t('digest'), (res.digest || '').replace(/^sha256:/, ''), 'mono']
     ]);
+    var x = res.extended;
+    if (x) {
+      list.push([t('extended'), t('treesize') + ' ' + x.tree_size + ' · ' + (x.signers || []).join(lang === 'zh' ? '、' : ', ')]);
+    }
     if (res.kind) { list.push([t('kind'), res.kind + ', ' + res.size + ' ' + t('bytes')]); }
     var d = res.disclosed;
     if (d) {

@@ -35,11 +35,10 @@ func TestMemberRemoveAndAdd(t *testing.T) {
 		sub, d := presign(t, c.nw.Origin, key, []byte(what))
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		resp, err := c.client(node).Submit(ctx, sub)
-		if err != nil {
+		if _, err := c.client(node).Submit(ctx, sub); err != nil {
 			t.Fatalf("submit %q to node %d: %v", what, node, err)
 		}
-		return resp.Receipt, d
+		return settledReceipt(t, c.client(node), sub).Receipt, d
 	}
 	beforeReceipt, beforeDigest := submit(lead, "before the membership change")
 	if r := verify.Receipt([]byte(beforeReceipt), beforeDigest[:], c.fp); !r.OK() {
@@ -139,9 +138,9 @@ func TestMemberRemoveAndAdd(t *testing.T) {
 			t.Fatalf("receipt %q: %s", rec.what, r.Reason)
 		}
 		sub, _ := presign(t, c.nw.Origin, key, []byte(rec.what))
-		resp, err := c.client(added).Submit(context.Background(), sub)
-		if err != nil || !resp.Existing || resp.Receipt != rec.receipt {
-			t.Fatalf("record %q from the new node: existing=%v same=%v err=%v", rec.what, resp != nil && resp.Existing, resp != nil && resp.Receipt == rec.receipt, err)
+		resp := settledReceipt(t, c.client(added), sub)
+		if !resp.Existing || resp.Receipt != rec.receipt {
+			t.Fatalf("record %q from the new node: existing=%v same=%v", rec.what, resp.Existing, resp.Receipt == rec.receipt)
 		}
 	}
 

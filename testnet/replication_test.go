@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunzheng/cunzheng/api"
 	"github.com/cunzheng/cunzheng/api/client"
 	"github.com/cunzheng/cunzheng/evidence"
 	"github.com/cunzheng/cunzheng/evidence/verify"
@@ -148,6 +149,25 @@ func startNodeDir(t *testing.T, dir, api string, env ...string) *proc {
 	}
 }
 
+// settledReceipt re-submits sub (a read, by dedup) until the node answers
+// with the final receipt carrying the time service's token: replicas apply
+// the token entry each on its own schedule, and only then hand out the
+// same bytes.
+func settledReceipt(t *testing.T, cl *client.Client, sub []byte) *api.SubmitResponse {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := cl.Submit(context.Background(), sub)
+		if err == nil && resp.Final && resp.Timestamped {
+			return resp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no final timestamped receipt from %s within 30s: %+v, %v", cl.URL(), resp, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -178,11 +198,13 @@ func TestReplicatedNetwork(t *testing.T) {
 		if len(r.Signers) < 3 {
 			t.Fatalf("final checkpoint signed by %v, want at least 3 institutions", r.Signers)
 		}
+		resp = settledReceipt(t, c.client(i), sub)
 		receipts.Store(i, resp)
-		// Every node hands out the same receipt for this record.
+		// Every node hands out the same receipt for this record, once it
+		// has applied the time service's token too.
 		for j := 0; j < 4; j++ {
-			again, err := c.client(j).Submit(context.Background(), sub)
-			if err != nil || again.Receipt != resp.Receipt || !again.Existing {
+			again := settledReceipt(t, c.client(j), sub)
+			if again.Receipt != resp.Receipt || !again.Existing {
 				t.Fatalf("record %d from node %d: existing=%v same=%v err=%v", resp.Index, j, again != nil && again.Existing, again != nil && again.Receipt == resp.Receipt, err)
 			}
 		}

@@ -53,22 +53,6 @@ func TestTrustedTime(t *testing.T) {
 		}
 		return resp
 	}
-	// waitToken re-submits (safe: dedup returns the same record) until the
-	// receipt carries a token.
-	waitToken := func(i int, sub []byte, within time.Duration) *api.SubmitResponse {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			resp := submit(i, sub)
-			if resp.Final && resp.Timestamped {
-				return resp
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no timestamped receipt within %v: final=%v", within, resp.Final)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 	checkTimestamped := func(resp *api.SubmitResponse, file []byte, after time.Time) *verify.Result {
 		t.Helper()
 		d := sha256.Sum256(file)
@@ -87,11 +71,11 @@ func TestTrustedTime(t *testing.T) {
 	start := time.Now()
 	file := []byte("contract scan, trusted time")
 	sub, _ := presign(t, n.origin, key, file)
-	first := waitToken(lead, sub, 15*time.Second)
+	first := settledReceipt(t, c.client(lead), sub)
 	checkTimestamped(first, file, start)
 	for i := range c.procs {
 		// Each replica applies the token entry on its own schedule.
-		if got := waitToken(i, sub, 10*time.Second); got.Receipt != first.Receipt {
+		if got := settledReceipt(t, c.client(i), sub); got.Receipt != first.Receipt {
 			t.Fatalf("node %d hands out another receipt:\n%s\nwant\n%s", i, got.Receipt, first.Receipt)
 		}
 	}
@@ -139,7 +123,7 @@ func TestTrustedTime(t *testing.T) {
 		t.Fatalf("with the clock off: final=%v timestamped=%v, want final without a token", resp.Final, resp.Timestamped)
 	}
 	skew.Store(0)
-	checkTimestamped(waitToken(lead, sub2, 15*time.Second), skewedFile, start)
+	checkTimestamped(settledReceipt(t, c.client(lead), sub2), skewedFile, start)
 
 	// 4. The time service down (it may have been the leader): preserving
 	// goes on; the token follows when it is back.
@@ -152,7 +136,7 @@ func TestTrustedTime(t *testing.T) {
 		t.Fatal("a token with the time service down")
 	}
 	c.start(tscIndex)
-	checkTimestamped(waitToken(other, sub3, 30*time.Second), downFile, start)
+	checkTimestamped(settledReceipt(t, c.client(other), sub3), downFile, start)
 }
 
 // submitRetry submits until the network answers (a new leader may be

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cunzheng/cunzheng/evidence"
-	"github.com/cunzheng/cunzheng/testnet"
 )
 
 // TestReceiptRefreshExtend runs a real four-institution network with a
@@ -28,31 +26,8 @@ func TestReceiptRefreshExtend(t *testing.T) {
 	bin := buildCLI(t, dir)
 	cli := cliRunner(t, bin, dir)
 
-	base, err := testnet.FreePortBase(23200, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nw, err := testnet.Create(bin, filepath.Join(dir, "net"), 4, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := nw.Down(); err != nil {
-			t.Errorf("testnet down: %v", err)
-		}
-	})
-	if err := nw.Up(bin); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := nw.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
+	nw := startCLITestnet(t, bin, dir, cli, nil)
 	url, genesis := nw.Nodes[0].URL(), nw.Fingerprint
-	cli(0, "keygen", "submitter", "-o", "alice.key")
-	cli(0, "submitter", "register", "--node", url, "--admin-key", filepath.Join(nw.Nodes[0].Dir, "admin.key"),
-		"--genesis", genesis, "alice.pub")
 	submit := func(name string) string {
 		t.Helper()
 		os.WriteFile(filepath.Join(dir, name), []byte("evidence "+name+"\n"), 0o644)

@@ -33,35 +33,11 @@ func TestReceiptRefreshAndExport(t *testing.T) {
 	bin := buildCLI(t, dir)
 	cli := cliRunner(t, bin, dir)
 
-	base, err := testnet.FreePortBase(23000, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nw, err := testnet.Create(bin, filepath.Join(dir, "net"), 4, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, nd := range nw.Nodes {
-		replaceConf(t, nd.Dir, "receipt_deadline = 2s", "receipt_deadline = 1ms")
-	}
-	t.Cleanup(func() {
-		if err := nw.Down(); err != nil {
-			t.Errorf("testnet down: %v", err)
-		}
+	// Every node answers at once with what it has: a committed receipt.
+	nw := startCLITestnet(t, bin, dir, cli, func(nodeDir string) {
+		replaceConf(t, nodeDir, "receipt_deadline = 2s", "receipt_deadline = 1ms")
 	})
-	if err := nw.Up(bin); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := nw.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
 	url, genesis := nw.Nodes[0].URL(), nw.Fingerprint
-
-	cli(0, "keygen", "submitter", "-o", "alice.key")
-	cli(0, "submitter", "register", "--node", url, "--admin-key", filepath.Join(nw.Nodes[0].Dir, "admin.key"),
-		"--genesis", genesis, "alice.pub")
 
 	// A final receipt within 1 ms is possible but rare: try a few files.
 	var file, receipt string
@@ -228,6 +204,43 @@ func TestReceiptExportWithoutToken(t *testing.T) {
 			t.Errorf("%s: a refused export created its directory", tc.name)
 		}
 	}
+}
+
+// startCLITestnet runs a four-institution network (with a time service)
+// of binary bin under dir, after configure edits each node directory,
+// and registers the submitter key alice.key in dir.
+func startCLITestnet(t *testing.T, bin, dir string, cli func(int, ...string) string, configure func(nodeDir string)) *testnet.Network {
+	t.Helper()
+	base, err := testnet.FreePortBase(20000+int(time.Now().UnixNano()%20000), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw, err := testnet.Create(bin, filepath.Join(dir, "net"), 4, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if configure != nil {
+		for _, nd := range nw.Nodes {
+			configure(nd.Dir)
+		}
+	}
+	t.Cleanup(func() {
+		if err := nw.Down(); err != nil {
+			t.Errorf("testnet down: %v", err)
+		}
+	})
+	if err := nw.Up(bin); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := nw.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cli(0, "keygen", "submitter", "-o", "alice.key")
+	cli(0, "submitter", "register", "--node", nw.Nodes[0].URL(), "--admin-key", filepath.Join(nw.Nodes[0].Dir, "admin.key"),
+		"--genesis", nw.Fingerprint, "alice.pub")
+	return nw
 }
 
 func requireOpenSSL(t *testing.T) {

@@ -89,8 +89,16 @@ func (l *Ledger) applyBlock(e consensus.Entry, data []byte) error {
 	return nil
 }
 
-// notifyApplied wakes everyone waiting on applied state (waitUntil).
+// notifyApplied wakes everyone waiting for a block to be applied.
 func (l *Ledger) notifyApplied() {
+	l.cacheMu.Lock()
+	close(l.appliedNotify)
+	l.appliedNotify = make(chan struct{})
+	l.cacheMu.Unlock()
+}
+
+// notifyFinal wakes everyone waiting for a final checkpoint or a token.
+func (l *Ledger) notifyFinal() {
 	l.cacheMu.Lock()
 	close(l.finalNotify)
 	l.finalNotify = make(chan struct{})

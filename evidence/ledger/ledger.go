@@ -149,8 +149,10 @@ type Ledger struct {
 	}
 	submitters  map[string]byte // submitter key → registry state (absent = look in store)
 	final       finalCache
-	finalNotify chan struct{} // closed and replaced when a final checkpoint is applied
-	alarms      []alarmEntry
+	finalNotify chan struct{} // closed and replaced when a final checkpoint or token is applied
+	// appliedNotify is closed and replaced when a block is applied.
+	appliedNotify chan struct{}
+	alarms        []alarmEntry
 
 	// Finality: signatures gathered per tree size (sigMu), the newest size
 	// with a quorum handed to the finalizer.
@@ -251,6 +253,7 @@ func Open(cfg Config) (*Ledger, error) {
 		quorum:        make(chan uint64, 1),
 		headChanged:   make(chan struct{}, 1),
 		finalNotify:   make(chan struct{}),
+		appliedNotify: make(chan struct{}),
 		sendCosig:     cfg.SendCosignature,
 		isLeader:      cfg.IsLeader,
 		caughtUp:      cfg.CaughtUp,
@@ -450,12 +453,15 @@ const DefaultReceiptDeadline = 2 * time.Second
 // returns nil all the same: the caller answers with what there is
 // (ReceiptNow: final, or committed).
 func (l *Ledger) waitReceipt(ctx context.Context, idx uint64) error {
-	if err := l.waitUntil(ctx, func() bool { return idx < l.st.TreeSize() }); err != nil {
+	if err := l.waitUntil(ctx, &l.appliedNotify, func() bool { return idx < l.st.TreeSize() }); err != nil {
 		return fmt.Errorf("record %d is committed but not yet applied here; retry for its receipt: %w", idx, err)
 	}
 	dctx, cancel := context.WithTimeout(ctx, l.deadline)
 	defer cancel()
-	l.waitUntil(dctx, func() bool {
+	l.waitUntil(dctx, &l.finalNotify, func() bool {
+		if idx >= l.finalSize() {
+			return false // cheap: thousands of waiters may re-check
+		}
 		size, _, err := l.covering(idx)
 		if err != nil {
 			return false
@@ -469,12 +475,12 @@ func (l *Ledger) waitReceipt(ctx context.Context, idx uint64) error {
 	return nil // durable here; the caller answers with the best receipt there is
 }
 
-// waitUntil waits until cond holds, re-checking whenever a block, final
-// checkpoint or token is applied.
-func (l *Ledger) waitUntil(ctx context.Context, cond func() bool) error {
+// waitUntil waits until cond holds, re-checking whenever *notify (one of
+// appliedNotify or finalNotify) is closed.
+func (l *Ledger) waitUntil(ctx context.Context, notify *chan struct{}, cond func() bool) error {
 	for {
 		l.cacheMu.RLock()
-		ch := l.finalNotify
+		ch := *notify
 		l.cacheMu.RUnlock()
 		if cond() {
 			return nil

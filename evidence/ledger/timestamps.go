@@ -167,7 +167,7 @@ func (l *Ledger) applyTimestamp(e uint64, payload []byte) error {
 		}
 		l.cacheMu.Unlock()
 	}
-	l.notifyApplied()
+	l.notifyFinal()
 	return nil
 }
 

@@ -64,3 +64,16 @@ func FuzzParseSyncItem(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseTimestampPayload(f *testing.F) {
+	f.Add(timestampPayload([]stamp{{size: 7, token: []byte("token")}, {size: 9, token: []byte("t2")}}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		stamps, err := parseTimestampPayload(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(timestampPayload(stamps), data) {
+			t.Fatal("an accepted timestamp entry does not re-encode to its bytes")
+		}
+	})
+}

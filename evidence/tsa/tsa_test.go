@@ -32,6 +32,10 @@ var body = []byte("evidence.court.example/v1\n7\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 
 // manifestWith returns a valid manifest whose time service lists certs.
 func manifestWith(t *testing.T, certs ...*x509.Certificate) *evidence.Manifest {
+	return manifestForFuzz(t, certs...)
+}
+
+func manifestForFuzz(t testing.TB, certs ...*x509.Certificate) *evidence.Manifest {
 	t.Helper()
 	m := &evidence.Manifest{Origin: "evidence.court.example/v1", Sequence: 1, Threshold: 2, CreatedAt: 1}
 	for i, name := range []string{"court.example", "time.example"} {
@@ -293,4 +297,28 @@ func issueTSA(t *testing.T, ca *x509.Certificate, caKey crypto.Signer, from, to 
 	}
 	c, _ := x509.ParseCertificate(der)
 	return c, key
+}
+
+// FuzzVerifyToken: VerifyToken never panics on hostile bytes, and accepts
+// nothing but the token the authority issued.
+func FuzzVerifyToken(f *testing.F) {
+	cert, key, err := tsa.SelfSigned("time.example", rand.Reader, time.Now(), time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	a, err := tsa.New(tsa.Config{Certs: []*x509.Certificate{cert}, Key: key})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tok, err := a.Stamp(context.Background(), body)
+	if err != nil {
+		f.Fatal(err)
+	}
+	m := manifestForFuzz(f, cert)
+	f.Add(tok)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := evidence.VerifyToken(data, body, m); err == nil && !bytes.Equal(data, tok) {
+			t.Fatalf("accepted a token other than the one issued: %x", data)
+		}
+	})
 }

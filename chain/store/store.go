@@ -405,14 +405,30 @@ func (s *Store) ScanPrefix(prefix []byte, fn func(key, value []byte) error) erro
 	return s.scan(prefix, prefixEnd(prefix), fn)
 }
 
+// FirstWithPrefix returns the smallest key starting with prefix and its
+// value (both copies), or ErrNotFound.
+func (s *Store) FirstWithPrefix(prefix []byte) (key, value []byte, err error) {
+	return s.endWithPrefix(prefix, false)
+}
+
 // LastWithPrefix returns the largest key starting with prefix and its
 // value (both copies), or ErrNotFound.
 func (s *Store) LastWithPrefix(prefix []byte) (key, value []byte, err error) {
+	return s.endWithPrefix(prefix, true)
+}
+
+func (s *Store) endWithPrefix(prefix []byte, last bool) (key, value []byte, err error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return nil, nil, fmt.Errorf("last %x: %w", prefix, err)
+		return nil, nil, fmt.Errorf("seek %x: %w", prefix, err)
 	}
-	if it.Last() {
+	var ok bool
+	if last {
+		ok = it.Last()
+	} else {
+		ok = it.First()
+	}
+	if ok {
 		key = bytes.Clone(it.Key())
 		var v []byte
 		if v, err = it.ValueAndErr(); err == nil {

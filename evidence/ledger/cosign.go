@@ -274,19 +274,10 @@ func (l *Ledger) finalSize() uint64 {
 
 // WaitFinal waits until a final checkpoint covers index.
 func (l *Ledger) WaitFinal(ctx context.Context, index uint64) error {
-	for {
-		l.cacheMu.RLock()
-		size, ch := l.final.size, l.finalNotify
-		l.cacheMu.RUnlock()
-		if index < size {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: record %d is committed; retry for its receipt (%v)", ErrNotFinal, index, ctx.Err())
-		}
+	if err := l.waitUntil(ctx, &l.finalNotify, func() bool { return index < l.finalSize() }); err != nil {
+		return fmt.Errorf("%w: record %d is committed; retry for its receipt (%v)", ErrNotFinal, index, err)
 	}
+	return nil
 }
 
 // alarm records and logs something an honest network never does. A

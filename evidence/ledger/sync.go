@@ -298,7 +298,7 @@ func (l *Ledger) SyncItem(height uint64) ([]byte, error) {
 	}
 	var final []byte
 	var tokens [][]byte
-	if size, signed, err := l.st.CheckpointCovering(b.Header.TreeSize - 1); err == nil && size == b.Header.TreeSize {
+	if size, signed, err := l.finalAt(b.Header.TreeSize); err == nil {
 		final = signed
 		if tokens, err = l.Tokens(size); err != nil {
 			return nil, err

@@ -86,11 +86,10 @@ func (l *Ledger) checkTimestamp(size uint64, token []byte) (*evidence.Token, err
 	if size == 0 || size > l.st.TreeSize() {
 		return nil, fmt.Errorf("%w: timestamp for tree size %d, this replica holds %d", ErrNotFound, size, l.st.TreeSize())
 	}
-	root, err := l.st.TreeHash(size)
+	body, err := l.bodyAt(size)
 	if err != nil {
 		return nil, err
 	}
-	body := checkpoint.Checkpoint{Origin: l.origin, Size: int64(size), Root: root}.Body()
 	tok, err := evidence.VerifyToken(token, body, l.versionFor(size).m)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -98,10 +97,23 @@ func (l *Ledger) checkTimestamp(size uint64, token []byte) (*evidence.Token, err
 	return tok, nil
 }
 
+// bodyAt returns the checkpoint body of the tree of size, which this
+// replica holds: a pure function of the tree, the bytes tokens stamp.
+func (l *Ledger) bodyAt(size uint64) ([]byte, error) {
+	root, err := l.st.TreeHash(size)
+	if err != nil {
+		return nil, err
+	}
+	return checkpoint.Checkpoint{Origin: l.origin, Size: int64(size), Root: root}.Body(), nil
+}
+
 // AddTimestamp takes a time service's tokens for final checkpoints (a
 // timestamp entry payload) and, once each checks out here, has the network
 // commit them. Only the leader proposes; others refuse with ErrNotLeader.
 func (l *Ledger) AddTimestamp(ctx context.Context, payload []byte) error {
+	if !l.leader() {
+		return ErrNotLeader // before the costly token checks
+	}
 	stamps, err := parseTimestampPayload(payload)
 	if err != nil {
 		return err
@@ -113,9 +125,6 @@ func (l *Ledger) AddTimestamp(ctx context.Context, payload []byte) error {
 		if _, _, err := l.finalAt(st.size); err != nil {
 			return err
 		}
-	}
-	if !l.leader() {
-		return ErrNotLeader
 	}
 	return l.orderer.Propose(ctx, wrapEntry(entryTimestamp, payload))
 }
@@ -180,16 +189,11 @@ func (l *Ledger) FirstToken(size uint64) ([]byte, error) {
 	if f.size == size && f.token != nil {
 		return f.token, nil
 	}
-	var tok []byte
-	errStop := errors.New("stop")
-	err := l.st.ScanPrefix(store.TimestampPrefix(size), func(_, v []byte) error {
-		tok = v
-		return errStop
-	})
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, err
+	_, tok, err := l.st.FirstWithPrefix(store.TimestampPrefix(size))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
-	return tok, nil
+	return tok, err
 }
 
 // Tokens returns every committed token over the final checkpoint of size,
@@ -207,28 +211,6 @@ func (l *Ledger) Tokens(size uint64) ([][]byte, error) {
 // time service, so a receipt there is complete only with a token.
 func (l *Ledger) NeedsTimestamp(size uint64) bool {
 	return len(l.versionFor(size).m.TimeServices()) > 0
-}
-
-// WaitTimestamp waits until the final checkpoint covering index has a
-// token, or ctx ends.
-func (l *Ledger) WaitTimestamp(ctx context.Context, index uint64) error {
-	for {
-		l.cacheMu.RLock()
-		ch := l.finalNotify
-		l.cacheMu.RUnlock()
-		size, _, err := l.covering(index)
-		if err == nil {
-			tok, err := l.FirstToken(size)
-			if err != nil || tok != nil {
-				return err
-			}
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // stampCheckpoints is the time service's goroutine. Every final
@@ -354,15 +336,13 @@ var ErrClockSkew = errors.New("ledger: time service clock is off its reference")
 // the tokens in one entry.
 func (l *Ledger) stampBatch(ctx context.Context, batch []stamp) error {
 	for i := range batch {
-		_, signed, err := l.finalAt(batch[i].size)
+		// unstamped found each one final; its body is a function of the
+		// tree, so the note's signatures need no second check here.
+		body, err := l.bodyAt(batch[i].size)
 		if err != nil {
 			return err
 		}
-		fin, err := checkpoint.Open(signed, l.versionFor(batch[i].size).policy)
-		if err != nil {
-			return err
-		}
-		if batch[i].token, err = l.stamper(ctx, fin.Checkpoint.Body()); err != nil {
+		if batch[i].token, err = l.stamper(ctx, body); err != nil {
 			return err
 		}
 	}

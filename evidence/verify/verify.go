@@ -248,16 +248,28 @@ func Receipt(receipt []byte, fileSHA256 []byte, pinned evidence.Fingerprint) *Re
 // and keeps the earliest: the receipt claims the evidence existed no later
 // than that time.
 func timestampChecks(res *Result, tokens [][]byte, m *evidence.Manifest) error {
+	tok, err := earliestToken(tokens, []byte(res.Checkpoint), m)
+	if err != nil {
+		return err
+	}
+	res.Timestamp = tok
+	return nil
+}
+
+// earliestToken verifies every token over body under m and returns the
+// earliest (nil when there are none).
+func earliestToken(tokens [][]byte, body []byte, m *evidence.Manifest) (*evidence.Token, error) {
+	var first *evidence.Token
 	for i, t := range tokens {
-		tok, err := evidence.VerifyToken(t, []byte(res.Checkpoint), m)
+		tok, err := evidence.VerifyToken(t, body, m)
 		if err != nil {
-			return fmt.Errorf("token %d: %w", i+1, err)
+			return nil, fmt.Errorf("token %d: %w", i+1, err)
 		}
-		if res.Timestamp == nil || tok.Time.Before(res.Timestamp.Time) {
-			res.Timestamp = tok
+		if first == nil || tok.Time.Before(first.Time) {
+			first = tok
 		}
 	}
-	return nil
+	return first, nil
 }
 
 func timestampDetail(tok *evidence.Token, m *evidence.Manifest) string {
@@ -346,7 +358,7 @@ func proofChecks(r *run, leafBytes, proofText []byte, candidates []*evidence.Man
 	r.res.RecordID = evidence.RecordID(pinned, p.Index)
 	detail := ""
 	if fin != nil {
-		detail = signersDetail(fin, m)
+		detail = signersDetail(fin.Signers, fin.Witnesses, m)
 		if m != candidates[0] {
 			detail += fmt.Sprintf(" (under manifest version %d, in force when it was signed)", m.Sequence)
 		}
@@ -361,10 +373,10 @@ func proofChecks(r *run, leafBytes, proofText []byte, candidates []*evidence.Man
 	return fin, m
 }
 
-func signersDetail(fin *checkpoint.Final, m *evidence.Manifest) string {
-	d := fmt.Sprintf("%d of %d required institutions signed: %v", len(fin.Signers), m.Threshold, fin.Signers)
-	if len(fin.Witnesses) > 0 {
-		d += fmt.Sprintf("; witnesses cosigned: %v", fin.Witnesses)
+func signersDetail(signers, witnesses []string, m *evidence.Manifest) string {
+	d := fmt.Sprintf("%d of %d required institutions signed: %v", len(signers), m.Threshold, signers)
+	if len(witnesses) > 0 {
+		d += fmt.Sprintf("; witnesses cosigned: %v", witnesses)
 	}
 	return d
 }
@@ -417,14 +429,8 @@ func extensionChecks(res *Result, enc []byte, c1 checkpoint.Checkpoint, m *evide
 		return fmt.Errorf("the tree of size %d does not extend the proof's tree of size %d: %v", fin.Size, c1.Size, err)
 	}
 	x := &Extension{TreeSize: fin.Size, Checkpoint: string(fin.Checkpoint.Body()), Signers: fin.Signers, Witnesses: fin.Witnesses}
-	for i, t := range e.Timestamps {
-		tok, err := evidence.VerifyToken(t, fin.Checkpoint.Body(), m)
-		if err != nil {
-			return fmt.Errorf("newer checkpoint's token %d: %w", i+1, err)
-		}
-		if x.Timestamp == nil || tok.Time.Before(x.Timestamp.Time) {
-			x.Timestamp = tok
-		}
+	if x.Timestamp, err = earliestToken(e.Timestamps, fin.Checkpoint.Body(), m); err != nil {
+		return fmt.Errorf("newer checkpoint's %w", err)
 	}
 	res.Extended = x
 	return nil
@@ -434,11 +440,7 @@ func extensionDetail(x *Extension, m *evidence.Manifest) string {
 	if x == nil {
 		return ""
 	}
-	d := fmt.Sprintf("extends to the final tree of size %d; %d of %d required institutions signed: %v",
-		x.TreeSize, len(x.Signers), m.Threshold, x.Signers)
-	if len(x.Witnesses) > 0 {
-		d += fmt.Sprintf("; witnesses cosigned: %v", x.Witnesses)
-	}
+	d := fmt.Sprintf("extends to the final tree of size %d; %s", x.TreeSize, signersDetail(x.Signers, x.Witnesses, m))
 	if x.Timestamp != nil {
 		d += fmt.Sprintf("; stamped %s (UTC), token serial %s by %s",
 			x.Timestamp.Time.Format("2006-01-02 15:04:05"), x.Timestamp.Serial, x.Timestamp.Authority)

@@ -788,13 +788,13 @@ func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
 		// The leader checks a forwarded proposal as a follower would an
 		// append: an entry the other replicas refuse would otherwise sit
 		// in its log, unacknowledged, and stall every entry after it.
-		if err := n.checkEntries(m.GetEntries()); err != nil {
+		if err := n.checkEntries(m.GetEntries(), 0); err != nil {
 			n.rejected.Add(1)
 			n.logRejection(m, err)
 			return fmt.Errorf("%w: %w", ErrRejected, err)
 		}
 	case raftpb.MsgApp:
-		if err := n.checkEntries(m.GetEntries()); err != nil {
+		if err := n.checkEntries(m.GetEntries(), m.GetCommit()); err != nil {
 			n.rejected.Add(1)
 			n.logRejection(m, err)
 			return fmt.Errorf("%w: %w", ErrRejected, err)
@@ -809,9 +809,16 @@ func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
 	return nil
 }
 
-func (n *Node) checkEntries(ents []*raftpb.Entry) error {
+// checkEntries checks the entries of an append or a forwarded proposal.
+// Entries at or below committed, the index the leader says is committed,
+// are decided: refusing one would only keep this replica from ever
+// catching up (the FSM's Apply deals with a committed entry that fails,
+// the same way on every replica). A check that depends on how far this
+// replica has applied, such as "this height is already taken", would
+// otherwise strand a replica that applied further than the quorum did.
+func (n *Node) checkEntries(ents []*raftpb.Entry, committed uint64) error {
 	for _, e := range ents {
-		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 || e.GetIndex() <= committed && committed > 0 {
 			continue
 		}
 		env, err := decodeEnvelope(e.GetData())

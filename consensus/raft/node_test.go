@@ -348,6 +348,31 @@ func TestCheckerRejectionBlocksCommit(t *testing.T) {
 	c.waitConverged([]string{"good-1", "bad-but-outvoted", "bad-2", "good-2"}, ids(3)...)
 }
 
+// TestRefusingFollowerTakesCommittedEntries: a follower that refused an
+// entry its peers accepted is not stranded once the entry is committed: the
+// leader's later appends mark it committed, the follower takes it unchecked
+// (its FSM decides at apply, like every replica), and the log moves on.
+func TestRefusingFollowerTakesCommittedEntries(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, ids(3), nil, nil)
+	lead := c.waitLeader(ids(3)...)
+	var follower uint64
+	for _, id := range ids(3) {
+		if id != lead {
+			follower = id
+			break
+		}
+	}
+	refused := "outvoted"
+	c.fsm(follower).rejectPrefix.Store(&refused)
+	c.propose(lead, "outvoted-1")
+	waitFor(t, 5*time.Second, "the rejection to be counted", func() bool { return c.node(follower).Status().ChecksRejected > 0 })
+	c.propose(lead, "after")
+	// The follower still refuses the entry's bytes, yet holds and applies
+	// it: committed entries are not re-judged.
+	c.waitConverged([]string{"outvoted-1", "after"}, ids(3)...)
+}
+
 // TestForwardedProposalChecked: the leader checks a proposal a follower
 // forwards, so one member cannot make it hold an entry the others refuse,
 // which would stall every entry after it.

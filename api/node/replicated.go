@@ -209,7 +209,10 @@ func (r *replication) configure(lc *ledger.Config) {
 			return false
 		}
 		st := n.Status()
-		return st.Applied >= st.Commit
+		// Everything committed is applied, and this leader's own first
+		// entry is committed: no block of a previous leader can still
+		// commit under the one it is about to build.
+		return st.Applied >= st.Commit && st.Commit >= st.LeaderSince
 	}
 	lc.Forward = r.forward
 	lc.SendCosignature = r.sendCosignature

@@ -219,6 +219,10 @@ type Status struct {
 	// the index of the latest snapshot.
 	FirstIndex    uint64
 	SnapshotIndex uint64
+	// LeaderSince, on a leader, is the index of the first entry of its
+	// term. Until Commit reaches it, entries of earlier terms in its log
+	// may still commit, so a leader that builds on applied state waits.
+	LeaderSince uint64
 	// ChecksRejected counts append messages dropped because an entry
 	// failed the FSM's Check.
 	ChecksRejected uint64
@@ -258,6 +262,7 @@ type Node struct {
 	snapIndex atomic.Uint64
 	rejected  atomic.Uint64
 	removed   atomic.Bool
+	leadStart atomic.Uint64 // first index of this replica's current term as leader
 
 	closeOnce sync.Once
 	closeErr  error
@@ -410,7 +415,19 @@ func (n *Node) run() {
 // The caller then calls Advance.
 func (n *Node) handleReady(rd etcdraft.Ready) error {
 	if rd.SoftState != nil {
-		n.observeLeader(rd.SoftState.Lead, rd.SoftState.RaftState == etcdraft.StateLeader)
+		leading := rd.SoftState.RaftState == etcdraft.StateLeader
+		if leading && !n.isLeader.Load() {
+			// A new leader appends an empty entry of its term, in this
+			// Ready: once it commits, so has everything of earlier terms.
+			start := uint64(0)
+			if k := len(rd.Entries); k > 0 {
+				start = rd.Entries[k-1].GetIndex()
+			} else if last, err := n.storage.LastIndex(); err == nil {
+				start = last
+			}
+			n.leadStart.Store(start)
+		}
+		n.observeLeader(rd.SoftState.Lead, leading)
 	}
 	if err := n.storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 		return err
@@ -881,6 +898,7 @@ func (n *Node) Status() Status {
 		Learners:       slices.Clone(n.conf.Learners),
 		FirstIndex:     first,
 		SnapshotIndex:  n.snapIndex.Load(),
+		LeaderSince:    n.leadStart.Load(),
 		ChecksRejected: n.rejected.Load(),
 		Removed:        n.removed.Load(),
 		Err:            n.loopErr,

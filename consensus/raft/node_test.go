@@ -55,7 +55,8 @@ func TestLeaderStopped(t *testing.T) {
 		c.propose(lead, d)
 		acked = append(acked, d)
 	}
-	term := c.node(lead).Status().Term
+	before := c.node(lead).Status()
+	term := before.Term
 	c.stop(lead)
 	rest := slices.DeleteFunc(ids(5), func(id uint64) bool { return id == lead })
 	newLead := c.waitLeader(rest...)
@@ -65,6 +66,15 @@ func TestLeaderStopped(t *testing.T) {
 	if st := c.node(newLead).Status(); st.Term <= term {
 		t.Fatalf("new leader's term %d not after %d", st.Term, term)
 	}
+	// The new leader's term starts after everything the old one had
+	// appended; it is committed once the new leader has its quorum.
+	if st := c.node(newLead).Status(); st.LeaderSince <= before.Commit {
+		t.Fatalf("new leader's term starts at index %d, not after the old leader's commit %d", st.LeaderSince, before.Commit)
+	}
+	waitFor(t, 5*time.Second, "the new leader's first entry to commit", func() bool {
+		st := c.node(newLead).Status()
+		return st.Commit >= st.LeaderSince
+	})
 	for i := range 10 {
 		d := fmt.Sprintf("after-%d", i)
 		c.propose(rest[i%len(rest)], d)

@@ -533,10 +533,10 @@ func BenchmarkReplicatedSubmitLatencyOpenLoop(b *testing.B) {
 // restarted between them.
 func BenchmarkLeaderFailover(b *testing.B) {
 	const (
-		rounds      = 3
-		rate        = 200 // offered submissions per second
-		loadBefore  = 2 * time.Second
-		loadAfter   = 2 * time.Second
+		rounds     = 3
+		rate       = 200 // offered submissions per second
+		loadBefore = 2 * time.Second
+		loadAfter  = 2 * time.Second
 		// An attempt outlasts the receipt deadline (2 s): with the time
 		// service down (it may be the leader killed), every answer waits
 		// that long for a token that cannot come, then acknowledges the
